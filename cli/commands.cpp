@@ -1,0 +1,25 @@
+// The command table: one entry per subcommand, each implemented in cmd_<name>.cpp.
+#include "cli/cli.h"
+
+namespace dlc::cli {
+
+int cmd_classify(Context&, const std::vector<std::string>&);
+int cmd_backup(Context&, const std::vector<std::string>&);
+int cmd_verify(Context&, const std::vector<std::string>&);
+int cmd_migrate(Context&, const std::vector<std::string>&);
+int cmd_wipe(Context&, const std::vector<std::string>&);
+int cmd_audit(Context&, const std::vector<std::string>&);
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> table = {
+      {"classify", "find, grade, label and mask sensitive data (not built yet)", cmd_classify},
+      {"backup", "encrypted, deduplicated backup and restore (not built yet)", cmd_backup},
+      {"verify", "verify manifests, backups, migrations, wipes (not built yet)", cmd_verify},
+      {"migrate", "residency-checked, verified migration (not built yet)", cmd_migrate},
+      {"wipe", "verifiable erasure of devices, files and replicas (not built yet)", cmd_wipe},
+      {"audit", "verify and inspect the tamper-evident audit log", cmd_audit},
+  };
+  return table;
+}
+
+}  // namespace dlc::cli
