@@ -57,11 +57,13 @@ class Aead {
   AeadAlg alg() const noexcept;
 
   // out = ciphertext || tag (plaintext.size() + kAeadTagSize bytes).
+  // out may start at plaintext.data() (sealing in place); other overlap is Errc::usage.
   void seal(ByteView nonce, ByteView aad, ByteView plaintext, std::span<std::uint8_t> out);
   Bytes seal(ByteView nonce, ByteView aad, ByteView plaintext);
 
   // in = ciphertext || tag; out receives in.size() - kAeadTagSize bytes.
-  // Throws Errc::auth when the tag does not verify (out is then zeroed).
+  // Throws Errc::auth when the tag does not verify (out is then zeroed), also
+  // for an input shorter than the tag. out may start at in.data() (in place).
   void open(ByteView nonce, ByteView aad, ByteView in, std::span<std::uint8_t> out);
   Bytes open(ByteView nonce, ByteView aad, ByteView in);
 
@@ -124,7 +126,8 @@ class Keystream {
   Keystream(Keystream&&) noexcept;
   Keystream& operator=(Keystream&&) noexcept;
   // Writes the keystream bytes for [offset, offset + out.size()) into out.
-  // offset must be a multiple of 16.
+  // offset must be a multiple of 16 (Errc::usage otherwise); out.size() need not be.
+  // Not thread-safe: use one Keystream per thread (they are cheap).
   void generate(std::uint64_t offset, std::span<std::uint8_t> out);
 
  private:
@@ -140,6 +143,8 @@ class Ed25519PrivateKey {
   static Ed25519PrivateKey generate();
   // PKCS#8 PEM (unencrypted; the file holding it is 0600).
   static Ed25519PrivateKey from_pem(std::string_view pem);  // throws Errc::auth if unusable
+  // The 32-byte RFC 8032 secret key (seed); throws Errc::usage unless 32 bytes.
+  static Ed25519PrivateKey from_raw(ByteView seed32);
   ~Ed25519PrivateKey();
   Ed25519PrivateKey(Ed25519PrivateKey&&) noexcept;
   Ed25519PrivateKey& operator=(Ed25519PrivateKey&&) noexcept;
