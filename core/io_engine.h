@@ -46,6 +46,7 @@ struct OpenOptions {
   OpenMode mode = OpenMode::read;
   bool direct = true;     // O_DIRECT; falls back to buffered I/O + a note when the fs refuses it
   bool exclusive = false; // O_EXCL on block devices: fails if mounted / held / in use
+                          // (Errc::refused); with create, refuses an existing file
   bool create = false;    // O_CREAT for regular files
 };
 
@@ -64,8 +65,9 @@ class File {
   bool direct() const noexcept { return direct_; }
   // Size in bytes (BLKGETSIZE64 for devices, st_size for files).
   std::uint64_t size() const;
-  // Logical sector size (BLKSSZGET for devices, 512 for files) and the
-  // alignment O_DIRECT transfers need.
+  // The alignment O_DIRECT transfers need: the logical sector size for devices
+  // (BLKSSZGET); for direct regular files the filesystem's direct-I/O offset
+  // alignment (statx STATX_DIOALIGN, else 4096); 512 for buffered files.
   std::uint32_t logical_block_size() const;
   void sync() const;  // fdatasync; throws on failure
 
@@ -98,7 +100,7 @@ using ProgressFn = std::function<void(std::uint64_t bytes_done)>;
 struct IoStats {
   std::uint64_t bytes = 0;
   std::uint64_t requests = 0;
-  std::uint64_t short_retries = 0;
+  std::uint64_t short_retries = 0;  // resubmissions after short transfers or EAGAIN/EINTR
   double seconds = 0;
 };
 
@@ -106,6 +108,9 @@ enum class Backend { io_uring, fallback };
 
 class Engine {
  public:
+  // Sets up the ring and queue_depth buffers of block_size bytes (one buffer
+  // for the fallback). Throws Errc::usage unless 1 <= queue_depth <= 4096 and
+  // block_size is a non-zero multiple of 4096 up to 1 GiB.
   explicit Engine(const EngineOptions& opts = {});
   ~Engine();
   Engine(const Engine&) = delete;
@@ -115,8 +120,15 @@ class Engine {
   const EngineOptions& options() const noexcept;
 
   // Writes every extent; each request covers up to block_size bytes. Extents
-  // must be aligned to file.logical_block_size() when the file is O_DIRECT.
-  // An optional cancel flag is polled between requests (throws Errc::interrupted).
+  // must be aligned to file.logical_block_size() when the file is O_DIRECT
+  // (checked before any I/O: Errc::usage). An optional cancel flag is polled
+  // between requests (throws Errc::interrupted). A failed transfer throws
+  // Errc::io naming the path and offset ("<path> at offset N"); reading 0
+  // bytes before an extent's end is one ("unexpected end of file"). Whatever
+  // stops a call (an error, the cancel flag, an exception from a callback,
+  // which propagates unchanged) first waits for the requests in flight, so
+  // the engine is usable again afterwards. For reads, progress counts bytes
+  // handed to consume.
   IoStats write(File& file, std::span<const Extent> extents, const FillFn& fill,
                 const ProgressFn& progress = {}, const std::atomic<bool>* cancel = nullptr);
   IoStats read(File& file, std::span<const Extent> extents, const ConsumeFn& consume,
