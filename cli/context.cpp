@@ -81,22 +81,23 @@ po::options_description global_options(Globals& g) {
 
 bool parse_command(Context& ctx, const std::string& command, ParseSpec& spec,
                    const std::vector<std::string>& args, po::variables_map& vm) {
-  bool help = false;
-  Globals shown;  // for the help text only: globals were parsed before the command
-  po::options_description all;
-  all.add(spec.options);
-  all.add_options()("help,h", po::bool_switch(&help), "show this help");
+  (void)ctx;
+  spec.options.add_options()("help,h", po::bool_switch(), "show this help");
   try {
     po::parsed_options parsed = po::command_line_parser(args)
-                                    .options(all)
+                                    .options(spec.options)
                                     .positional(spec.positional)
                                     .style(po::command_line_style::unix_style ^
                                            po::command_line_style::allow_guessing)
                                     .run();
     po::store(parsed, vm);
-    if (help) {
-      std::cout << "Usage: " << spec.usage << "\n\n" << spec.about << "\n\n"
-                << spec.options << "  -h [ --help ]          show this help\n\n"
+    // Look at --help before notify(), which would reject missing required
+    // options before the help is shown.
+    if (vm.count("help") != 0 && vm["help"].as<bool>()) {
+      Globals shown;  // for the help text only: globals were parsed before the command
+      std::cout << "Usage: " << spec.usage << "\n\n"
+                << spec.about << "\n\n"
+                << spec.options << '\n'
                 << global_options(shown);
       if (!spec.examples.empty()) std::cout << "\nExamples:\n" << spec.examples;
       return false;
@@ -106,7 +107,6 @@ bool parse_command(Context& ctx, const std::string& command, ParseSpec& spec,
     throw Error(Errc::usage, "dlc " + command + ": " + e.what(), {}, {},
                 "run 'dlc " + command + " --help' for its options");
   }
-  (void)ctx;
   return true;
 }
 
