@@ -12,11 +12,11 @@ int cmd_audit(Context&, const std::vector<std::string>&);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
-      {"classify", "find, grade, label and mask sensitive data (not built yet)", cmd_classify},
-      {"backup", "encrypted, deduplicated backup and restore (not built yet)", cmd_backup},
-      {"verify", "verify manifests, backups, migrations, wipes (not built yet)", cmd_verify},
-      {"migrate", "residency-checked, verified migration (not built yet)", cmd_migrate},
-      {"wipe", "verifiable erasure of devices, files and replicas (not built yet)", cmd_wipe},
+      {"classify", "find, grade, label and mask sensitive data", cmd_classify},
+      {"backup", "encrypted, deduplicated backup and restore", cmd_backup},
+      {"verify", "verify certificates, manifests, trees, backups, migrations", cmd_verify},
+      {"migrate", "residency-checked, end-to-end verified migration", cmd_migrate},
+      {"wipe", "verifiable erasure of devices, files, free space and replicas", cmd_wipe},
       {"audit", "verify and inspect the tamper-evident audit log", cmd_audit},
   };
   return table;
