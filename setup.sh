@@ -26,6 +26,8 @@ packages=(
   util-linux e2fsprogs                # losetup, mkfs.ext4, mount for loop-device tests
   fdisk btrfs-progs dmsetup           # wipe tests: partitions (sfdisk), CoW honesty, holders
   libp11-kit-dev softhsm2             # backup: PKCS#11 header; a real token for the key-slot tests
+  openssl                             # migrate tests: certificates for the mutual-TLS receiver
+  qemu-system-x86 busybox-static cpio # wipe NVMe test: a QEMU guest with emulated NVMe drives
 )
 
 missing=()

@@ -1,0 +1,47 @@
+// Small helpers shared by the wipe sources (internal to wipe/): atomic file
+// writes, time stamps, random names and ids, sysfs reads.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace dlc::wipe::util {
+
+// Writes content to path atomically: a temporary file in the same directory
+// (created with mode), fsync, rename over path, fsync the directory. Creates
+// the directory (0700) if needed.
+void atomic_write(const std::filesystem::path& path, std::string_view content,
+                  unsigned mode = 0600);
+
+// fsync of a directory (after a rename or unlink in it).
+void fsync_dir(const std::filesystem::path& dir);
+
+// RFC 3339 UTC time with milliseconds, e.g. 2026-11-25T12:52:53.123Z.
+std::string now_rfc3339();
+
+// A random identifier in UUID version 4 form.
+std::string random_uuid();
+
+// A random file name of exactly len characters from [a-z0-9].
+std::string random_name(std::size_t len);
+
+// Reads a small text file (sysfs, procfs) and trims trailing whitespace;
+// nullopt when it cannot be read.
+std::optional<std::string> read_text(const std::filesystem::path& p);
+std::string read_text_or(const std::filesystem::path& p, std::string fallback = {});
+std::optional<std::uint64_t> read_u64(const std::filesystem::path& p);
+
+// Trims spaces and control characters at both ends.
+std::string trim(std::string_view s);
+
+// Parses "64M", "1G", "4096", "512K" (binary units) into bytes; throws Errc::usage.
+std::uint64_t parse_size(std::string_view text, std::string_view option);
+
+// Decodes the octal escapes (\040, \011, \012, \134) used in /proc/self/mountinfo
+// and /proc/swaps.
+std::string unescape_octal(std::string_view s);
+
+}  // namespace dlc::wipe::util
