@@ -9,6 +9,7 @@ int cmd_verify(Context&, const std::vector<std::string>&);
 int cmd_migrate(Context&, const std::vector<std::string>&);
 int cmd_wipe(Context&, const std::vector<std::string>&);
 int cmd_audit(Context&, const std::vector<std::string>&);
+int cmd_exit(Context&, const std::vector<std::string>&);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
@@ -17,6 +18,7 @@ const std::vector<Command>& commands() {
       {"verify", "verify certificates, manifests, trees, backups, migrations", cmd_verify},
       {"migrate", "residency-checked, end-to-end verified migration", cmd_migrate},
       {"wipe", "verifiable erasure of devices, files, free space and replicas", cmd_wipe},
+      {"exit", "tenant exit: classify, back up, migrate --verify, then wipe, one report", cmd_exit},
       {"audit", "verify and inspect the tamper-evident audit log", cmd_audit},
   };
   return table;

@@ -1,0 +1,208 @@
+// The volume engine: block device or image file to block device or image
+// file, chunk by chunk through the io_uring engine (O_DIRECT, one engine per
+// thread), every chunk hashed as it is read, synced after it is written and
+// journalled; then the destination is re-read from storage and hashed per
+// chunk and both volume manifests are compared.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+#include <cstring>
+
+#include "core/audit_log.h"
+#include "core/error.h"
+#include "core/io_engine.h"
+#include "migrate/engine.h"
+
+namespace dlc::migrate {
+
+namespace {
+
+constexpr std::uint64_t kVolumeChunk = 32ull << 20;
+
+std::string chunk_key(std::uint64_t i) { return "#chunk/" + std::to_string(i); }
+
+}  // namespace
+
+VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, const std::string& dst,
+                            Journal& journal) {
+  VolumeResult r;
+  io::OpenOptions ro;
+  ro.mode = io::OpenMode::read;
+  io::File probe = io::File::open(src, ro);
+  const std::uint64_t size = probe.size();
+  struct stat dst_st{};
+  const bool dst_exists = ::stat(dst.c_str(), &dst_st) == 0;
+  const bool dst_is_dev = dst_exists && S_ISBLK(dst_st.st_mode);
+  io::OpenOptions wo;
+  wo.mode = io::OpenMode::read_write;
+  wo.exclusive = dst_is_dev;  // refuses a mounted or otherwise held device
+  wo.create = !dst_exists;
+  {
+    io::File d = io::File::open(dst, wo);
+    if (dst_is_dev && d.size() < size)
+      throw Error(Errc::refused, "destination device is smaller than the source", dst,
+                  std::to_string(d.size()) + " < " + std::to_string(size) + " bytes",
+                  "choose a device at least as large as the source");
+    if (!dst_is_dev && ::ftruncate(d.fd(), static_cast<off_t>(size)) != 0) throw_errno("cannot size", dst);
+  }
+  // The held exclusive open keeps other openers of the device out for the whole job.
+  io::OpenOptions hold = wo;
+  hold.create = false;
+  io::File holder = dst_is_dev ? io::File::open(dst, hold) : io::File();
+  (void)holder;
+
+  const std::uint64_t nchunks = (size + kVolumeChunk - 1) / kVolumeChunk;
+  // What earlier runs proved, copied: the workers append to the journal meanwhile.
+  const std::map<std::string, JournalRecord> proven = journal.files();
+  std::vector<std::string> hashes(nchunks);
+  RateLimiter limiter(o.bwlimit);
+  std::atomic<std::uint64_t> next{0}, progress{0};
+  std::mutex mu;
+  std::exception_ptr err;
+  const int task = o.progress ? o.progress->begin("migrating " + src, size) : -1;
+  auto worker = [&] {
+    try {
+      io::File in = io::File::open(src, ro);
+      io::OpenOptions w2 = wo;
+      w2.create = false;
+      w2.exclusive = false;  // the holder keeps the exclusive claim
+      io::File out = io::File::open(dst, w2);
+      const std::uint64_t lbs = std::max(in.direct() ? in.logical_block_size() : 1u,
+                                         out.direct() ? out.logical_block_size() : 1u);
+      io::Engine engine;
+      io::AlignedBuffer chunk(kVolumeChunk);
+      for (;;) {
+        if (stop_requested().load()) throw Error(Errc::interrupted, "interrupted");
+        {
+          std::lock_guard<std::mutex> lk(mu);
+          if (err) return;
+        }
+        const std::uint64_t i = next.fetch_add(1);
+        if (i >= nchunks) return;
+        const std::uint64_t off = i * kVolumeChunk;
+        const std::uint64_t len = std::min(kVolumeChunk, size - off);
+        auto j = proven.find(chunk_key(i));
+        if (j != proven.end() && j->second.size == len) {
+          std::lock_guard<std::mutex> lk(mu);
+          hashes[i] = j->second.hash;
+          ++r.chunks_skipped;
+          continue;
+        }
+        const std::uint64_t aligned = len / lbs * lbs;
+        crypto::Hasher h(o.alg);
+        if (aligned) {
+          io::Extent ext{off, aligned};
+          engine.read(in, std::span<const io::Extent>(&ext, 1),
+                      [&](std::uint64_t at, std::span<const std::uint8_t> b) {
+                        std::memcpy(chunk.data() + (at - off), b.data(), b.size());
+                      });
+        }
+        if (aligned < len) {
+          // With O_DIRECT the length must be a multiple of the block size: ask
+          // for the rounded-up length (the chunk buffer has room), get the tail.
+          const std::uint64_t ask = (len - aligned + lbs - 1) / lbs * lbs;
+          const ssize_t got = ::pread(in.fd(), chunk.data() + aligned, ask, static_cast<off_t>(off + aligned));
+          if (got != static_cast<ssize_t>(len - aligned)) throw_errno("cannot read", src);
+        }
+        h.update(crypto::ByteView(chunk.data(), len));
+        limiter.take(len);
+        if (aligned) {
+          io::Extent ext{off, aligned};
+          engine.write(out, std::span<const io::Extent>(&ext, 1),
+                       [&](std::uint64_t at, std::span<std::uint8_t> b) {
+                         std::memcpy(b.data(), chunk.data() + (at - off), b.size());
+                       });
+        }
+        if (aligned < len) {  // the unaligned tail of an image file: a buffered write
+          const int fd = ::open(dst.c_str(), O_WRONLY | O_CLOEXEC);
+          if (fd < 0) throw_errno("cannot open", dst);
+          const ssize_t w = ::pwrite(fd, chunk.data() + aligned, len - aligned, static_cast<off_t>(off + aligned));
+          const int werr = errno;
+          const bool synced = ::fdatasync(fd) == 0;
+          ::close(fd);
+          if (w != static_cast<ssize_t>(len - aligned) || !synced) throw_errno("cannot write", dst, werr);
+        }
+        out.sync();
+        JournalRecord rec;
+        rec.hash = crypto::to_hex(h.final());
+        rec.size = len;
+        journal.record({{chunk_key(i), rec}});
+        {
+          std::lock_guard<std::mutex> lk(mu);
+          hashes[i] = rec.hash;
+          ++r.chunks_sent;
+          r.bytes_sent += len;
+        }
+        if (o.progress) o.progress->update(task, progress.fetch_add(len) + len);
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(mu);
+      if (!err) err = std::current_exception();
+    }
+  };
+  const unsigned threads = static_cast<unsigned>(std::min<std::uint64_t>(
+      o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency()), std::max<std::uint64_t>(1, nchunks)));
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < threads; ++t) pool.emplace_back(worker);
+  for (auto& t : pool) t.join();
+  if (o.progress) o.progress->end(task, !err);
+  if (err) std::rethrow_exception(err);
+
+  verify::Manifest& m = r.source;
+  m.kind = "volume";
+  m.alg = o.alg;
+  m.root = src;
+  m.created = audit::now_rfc3339();
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  m.host = host;
+  m.tool = std::string("dlc ") + DLC_VERSION;
+  m.read_method = probe.direct() ? "direct" : "cached";
+  m.xattrs = m.sparse = false;
+  verify::Entry e;
+  e.path = ".";
+  e.type = verify::EntryType::volume;
+  e.size = size;
+  e.chunk_size = kVolumeChunk;
+  e.chunks = hashes;
+  e.hash = verify::volume_hash(hashes, o.alg);
+  m.entries.push_back(std::move(e));
+  verify::finalize(m);
+
+  if (o.verify) {
+    if (o.before_verify) o.before_verify(std::filesystem::path(dst));
+    verify::ScanOptions so;
+    so.root = dst;
+    so.alg = o.alg;
+    so.volume = true;
+    so.no_cache = true;
+    so.chunk_size = kVolumeChunk;
+    so.volume_length = size;
+    so.threads = o.threads;
+    so.progress = o.progress;
+    r.dest = verify::build_manifest(so);
+    r.dest->root = dst;
+    verify::Comparison c = verify::compare(m, *r.dest);
+    // Chunks that did not verify are sent again by the next run.
+    const auto& dc = r.dest->entries.front().chunks;
+    std::vector<std::pair<std::string, JournalRecord>> verified;
+    std::vector<std::string> bad;
+    for (std::uint64_t i = 0; i < nchunks && i < dc.size(); ++i) {
+      JournalRecord rec;
+      rec.hash = hashes[i];
+      rec.size = std::min(kVolumeChunk, size - i * kVolumeChunk);
+      rec.verified = true;
+      if (dc[i] == hashes[i]) verified.emplace_back(chunk_key(i), rec);
+      else bad.push_back(chunk_key(i));
+    }
+    journal.forget(bad);
+    journal.record(verified);
+    r.comparison = std::move(c);
+  }
+  return r;
+}
+
+}  // namespace dlc::migrate
