@@ -43,12 +43,10 @@ expect() {  # expect CODE command...: run it and check the exit code
   printf '(exit %d, as expected)\n' "$rc"
 }
 built() { ! "$dlc" "$1" --help 2>/dev/null | grep -q "not available in this build yet"; }
-new_loop() {  # new_loop NAME SIZE: a loop device over a fully allocated file of ours
+new_loop() {  # new_loop NAME SIZE: sets $loop to a loop device over a fully allocated file of ours
   fallocate -l "$2" "$work/$1.img"
-  local dev
-  dev=$(losetup --find --show --direct-io=on "$work/$1.img")
-  loops+=("$dev")
-  echo "$dev"
+  loop=$(losetup --find --show --direct-io=on "$work/$1.img")
+  loops+=("$loop")
 }
 
 mkdir -p "$DLC_HOME" "$work/data/export" "$work/data/config"
@@ -103,7 +101,8 @@ fi
 
 if built wipe; then
   step "wipe: a retired volume (a 64 MiB loop device created for this demo)"
-  vol=$(new_loop volume 64M)
+  new_loop volume 64M
+  vol=$loop
   mkfs.ext4 -q "$vol"
   mkdir -p "$work/mnt"
   mount "$vol" "$work/mnt"
@@ -143,4 +142,11 @@ sed -i '0,/"outcome":"ok"/s//"outcome":"failed"/' "$work/audit-tampered.jsonl"
 echo "a copy of the log with one record edited is caught, naming the record:"
 expect 1 "$dlc" audit verify "$work/audit-tampered.jsonl" --pubkey "$DLC_HOME/host-key.pub"
 
+cleanup
+trap - EXIT
+for l in "${loops[@]}"; do
+  if losetup "$l" >/dev/null 2>&1 && losetup "$l" | grep -q "$work"; then
+    echo "demo: $l is still attached" >&2; exit 1
+  fi
+done
 step "done: every loop device is detached and $work is removed"
