@@ -1,9 +1,11 @@
-// Progress display for a terminal: one line per running task with bytes done,
-// percentage, rate and ETA, redrawn at most 4 times a second on stderr.
+// Progress display for a terminal, on stderr: one live line per running task
+// (label, bytes done of total, percent, rate, ETA), redrawn at most 4 times a
+// second. A task that ends leaves one final line above the live block when it
+// ran for a second or more or failed; short tasks (many small files) vanish.
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <mutex>
-#include <vector>
 
 #include "cli/cli.h"
 
@@ -18,28 +20,36 @@ class TtyProgress final : public ProgressSink {
   ~TtyProgress() override {
     std::lock_guard lock(mutex_);
     if (drawn_lines_ > 0) std::fputc('\n', stream_);
+    std::fflush(stream_);
   }
 
   int begin(std::string label, std::uint64_t total) override {
     std::lock_guard lock(mutex_);
-    tasks_.push_back(Task{std::move(label), total, 0, Clock::now(), false, true});
+    int id = next_id_++;
+    active_.emplace(id, Task{std::move(label), total, 0, Clock::now()});
     redraw(true);
-    return static_cast<int>(tasks_.size() - 1);
+    return id;
   }
 
   void update(int task, std::uint64_t done) override {
     std::lock_guard lock(mutex_);
-    if (task < 0 || static_cast<size_t>(task) >= tasks_.size()) return;
-    tasks_[task].done = done;
+    auto it = active_.find(task);
+    if (it == active_.end()) return;
+    it->second.done = done;
     redraw(false);
   }
 
   void end(int task, bool ok) override {
     std::lock_guard lock(mutex_);
-    if (task < 0 || static_cast<size_t>(task) >= tasks_.size()) return;
-    tasks_[task].finished = true;
-    tasks_[task].ok = ok;
-    redraw(true);
+    auto it = active_.find(task);
+    if (it == active_.end()) return;
+    Task t = std::move(it->second);
+    active_.erase(it);
+    auto now = Clock::now();
+    erase_live_block();
+    if (!ok || now - t.start >= std::chrono::seconds(1))
+      std::fprintf(stream_, "%s\n", line(t, now, ok ? "done" : "FAILED").c_str());
+    draw_live_block(now);
   }
 
  private:
@@ -48,43 +58,58 @@ class TtyProgress final : public ProgressSink {
     std::uint64_t total;
     std::uint64_t done;
     Clock::time_point start;
-    bool finished;
-    bool ok;
   };
+
+  static std::string line(const Task& t, Clock::time_point now, const char* state) {
+    double secs = std::chrono::duration<double>(now - t.start).count();
+    double rate = secs > 0 ? static_cast<double>(t.done) / secs : 0;
+    std::string eta = state ? state : "--:--";
+    if (!state && rate > 0 && t.total > t.done) {
+      auto left = static_cast<long>(static_cast<double>(t.total - t.done) / rate);
+      char b[32];
+      std::snprintf(b, sizeof b, "%02ld:%02ld:%02ld", left / 3600, (left / 60) % 60, left % 60);
+      eta = b;
+    }
+    double pct = t.total ? 100.0 * static_cast<double>(t.done) / static_cast<double>(t.total) : 0;
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "%-28.28s %10s / %-10s %5.1f%% %10s/s  ETA %s",
+                  t.label.c_str(), human_bytes(t.done).c_str(), human_bytes(t.total).c_str(), pct,
+                  human_bytes(static_cast<std::uint64_t>(rate)).c_str(), eta.c_str());
+    return buf;
+  }
+
+  // Clears the live lines; leaves the cursor at the start of the first one.
+  void erase_live_block() {
+    if (drawn_lines_ == 0) return;
+    std::fputs("\r\x1b[2K", stream_);
+    for (int i = 1; i < drawn_lines_; ++i) std::fputs("\x1b[1A\x1b[2K", stream_);
+    drawn_lines_ = 0;
+  }
+
+  // Draws one line per active task; the cursor stays at the end of the last.
+  void draw_live_block(Clock::time_point now) {
+    bool first = true;
+    for (const auto& [id, t] : active_) {
+      if (!first) std::fputc('\n', stream_);
+      first = false;
+      std::fputs(line(t, now, nullptr).c_str(), stream_);
+      ++drawn_lines_;
+    }
+    std::fflush(stream_);
+    last_draw_ = now;
+  }
 
   void redraw(bool force) {
     auto now = Clock::now();
     if (!force && now - last_draw_ < std::chrono::milliseconds(250)) return;
-    last_draw_ = now;
-    // Move the cursor back over the lines drawn last time.
-    if (drawn_lines_ > 1) std::fprintf(stream_, "\r\x1b[%dA", drawn_lines_ - 1);
-    std::fputc('\r', stream_);
-    for (size_t i = 0; i < tasks_.size(); ++i) {
-      const Task& t = tasks_[i];
-      double secs = std::chrono::duration<double>(now - t.start).count();
-      double rate = secs > 0 ? static_cast<double>(t.done) / secs : 0;
-      std::string eta = "--:--";
-      if (t.finished) {
-        eta = t.ok ? "done" : "FAILED";
-      } else if (rate > 0 && t.total > t.done) {
-        auto left = static_cast<long>(static_cast<double>(t.total - t.done) / rate);
-        char b[32];
-        std::snprintf(b, sizeof b, "%02ld:%02ld:%02ld", left / 3600, (left / 60) % 60, left % 60);
-        eta = b;
-      }
-      double pct = t.total ? 100.0 * static_cast<double>(t.done) / static_cast<double>(t.total) : 0;
-      std::fprintf(stream_, "\x1b[2K%-28.28s %10s / %-10s %5.1f%% %10s/s  ETA %s", t.label.c_str(),
-                   human_bytes(t.done).c_str(), human_bytes(t.total).c_str(), pct,
-                   human_bytes(static_cast<std::uint64_t>(rate)).c_str(), eta.c_str());
-      if (i + 1 < tasks_.size()) std::fputc('\n', stream_);
-    }
-    drawn_lines_ = static_cast<int>(tasks_.size());
-    std::fflush(stream_);
+    erase_live_block();
+    draw_live_block(now);
   }
 
   std::FILE* stream_;
   std::mutex mutex_;
-  std::vector<Task> tasks_;
+  std::map<int, Task> active_;
+  int next_id_ = 1;
   Clock::time_point last_draw_{};
   int drawn_lines_ = 0;
 };
