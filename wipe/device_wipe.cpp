@@ -240,7 +240,8 @@ nlohmann::json reread_partitions(const std::string& node) {
   int fd = ::open(node.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return {{"device", node}, {"result", std::strerror(errno)}};
   int rc = -1, err = 0;
-  // A closed io_uring releases its registered files asynchronously: EBUSY for a moment.
+  // io_uring drops the files it had registered asynchronously: the exclusive
+  // claim of our closed fds can outlive close() by a moment (EBUSY).
   for (int attempt = 0; attempt < 20; ++attempt) {
     rc = ::ioctl(fd, BLKRRPART);
     err = errno;
@@ -338,7 +339,7 @@ void run_purge(DeviceJob& job, const WipeOptions& opts, JobAudit& audit) {
     Evidence ev = method->run(ctx);
     const std::string technique = method->technique();
     const Category category = method->category();
-    method.reset();  // its io engine holds the namespaces as registered files
+    method.reset();  // and its io engine: the ring must let go of the namespaces before BLKRRPART
 
     // Pin: every erased namespace must still be the one that was checked.
     for (auto& m : nv.members) {
@@ -664,7 +665,7 @@ JobReport wipe_devices(const std::vector<std::string>& devices, const WipeOption
                       jobs[i]->path + " and " + jobs[j]->path, "name the drive once (with --whole-drive)");
     }
 
-  auto plan_text = [](const DeviceJob& job) {
+  auto plan_text = [](const DeviceJob& job, bool with_why = true) {
     if (job.plan.method == "sanitize-exit-failure")
       return std::string("sanitize exit-failure-mode: leave sanitize failure mode; NOTHING is erased");
     if (job.purge) {
@@ -673,10 +674,11 @@ JobReport wipe_devices(const std::vector<std::string>& devices, const WipeOption
       for (auto id : c.scope.nsids) nsl += (nsl.empty() ? "" : ", ") + std::to_string(id);
       return c.method + ": " + nvme::describe(*c.technique) + " (NIST SP 800-88 Purge) of " +
              (c.scope.whole_subsystem ? "the WHOLE NVM subsystem" : "namespace(s)") +
-             (nsl.empty() ? "" : " " + nsl) + "; " + c.why;
+             (nsl.empty() ? "" : " " + nsl) + (with_why ? "; " + c.why : "");
     }
+    if (job.plan.passes.empty()) return std::string("nothing: refused (see the reasons)");
     std::string p = plan_line(job.plan) + (job.resuming ? " (resuming)" : "");
-    if (job.choice) p += "; " + job.choice->why;
+    if (job.choice && with_why) p += "; " + job.choice->why;
     return p;
   };
 
@@ -693,7 +695,7 @@ JobReport wipe_devices(const std::vector<std::string>& devices, const WipeOption
       std::string err;
       for (const auto& r : job->checks.refusals) err += (err.empty() ? "" : "; ") + r;
       t.error = err;
-      t.evidence["plan_text"] = plan_text(*job);
+      t.evidence["plan_text"] = plan_text(*job, false);
       if (job->choice) t.evidence["method_choice"] = job->choice->to_json();
       if (!job->purge && !job->plan.passes.empty()) t.evidence["plan"] = job->plan.to_json();
       if (job->purge) {

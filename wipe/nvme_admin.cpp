@@ -4,9 +4,8 @@
 #include "wipe/nvme_admin.h"
 
 #include <fcntl.h>
-#include <unistd.h>
-
 #include <libnvme.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstddef>
@@ -94,8 +93,8 @@ class LibnvmeAdmin final : public Admin {
       if (!s.ok()) return s;
       std::size_t n = 0;
       for (; n < NVME_ID_NS_LIST_MAX; ++n) {
-        std::uint32_t id = static_cast<std::uint32_t>(
-            le(reinterpret_cast<const std::uint8_t*>(&list.ns[n]), 4));
+        std::uint32_t id =
+            static_cast<std::uint32_t>(le(reinterpret_cast<const std::uint8_t*>(&list.ns[n]), 4));
         if (id == 0) break;
         out.push_back(id);
         after = id;
@@ -162,22 +161,32 @@ std::string Status::describe() const {
 
 std::string_view sanitize_action_name(SanitizeAction a) noexcept {
   switch (a) {
-    case SanitizeAction::exit_failure_mode: return "exit-failure-mode";
-    case SanitizeAction::block_erase: return "block-erase";
-    case SanitizeAction::overwrite: return "overwrite";
-    case SanitizeAction::crypto_erase: return "crypto-erase";
+    case SanitizeAction::exit_failure_mode:
+      return "exit-failure-mode";
+    case SanitizeAction::block_erase:
+      return "block-erase";
+    case SanitizeAction::overwrite:
+      return "overwrite";
+    case SanitizeAction::crypto_erase:
+      return "crypto-erase";
   }
   return "unknown";
 }
 
 std::string_view sanitize_state_name(SanitizeState s) noexcept {
   switch (s) {
-    case SanitizeState::never: return "never-sanitized";
-    case SanitizeState::succeeded: return "completed-successfully";
-    case SanitizeState::in_progress: return "in-progress";
-    case SanitizeState::failed: return "failed";
-    case SanitizeState::succeeded_no_dealloc: return "completed-successfully-no-deallocate";
-    case SanitizeState::unknown: return "unknown";
+    case SanitizeState::never:
+      return "never-sanitized";
+    case SanitizeState::succeeded:
+      return "completed-successfully";
+    case SanitizeState::in_progress:
+      return "in-progress";
+    case SanitizeState::failed:
+      return "failed";
+    case SanitizeState::succeeded_no_dealloc:
+      return "completed-successfully-no-deallocate";
+    case SanitizeState::unknown:
+      return "unknown";
   }
   return "unknown";
 }
@@ -262,10 +271,17 @@ SanitizeState SanitizeLog::state() const {
 std::optional<std::uint32_t> SanitizeLog::estimate(SanitizeAction a, bool nodas) const {
   std::uint32_t v = 0xffffffffu;
   switch (a) {
-    case SanitizeAction::overwrite: v = nodas ? etond : eto; break;
-    case SanitizeAction::block_erase: v = nodas ? etbend : etbe; break;
-    case SanitizeAction::crypto_erase: v = nodas ? etcend : etce; break;
-    case SanitizeAction::exit_failure_mode: break;
+    case SanitizeAction::overwrite:
+      v = nodas ? etond : eto;
+      break;
+    case SanitizeAction::block_erase:
+      v = nodas ? etbend : etbe;
+      break;
+    case SanitizeAction::crypto_erase:
+      v = nodas ? etcend : etce;
+      break;
+    case SanitizeAction::exit_failure_mode:
+      break;
   }
   // 0 means "not reported" for the no-deallocate estimates; FFFFFFFFh is "unknown".
   if (v == 0xffffffffu || (v == 0 && nodas)) return std::nullopt;

@@ -12,12 +12,11 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace dlc::wipe::nvme {
 
@@ -47,11 +46,12 @@ struct ControllerInfo {
   std::string model, serial, firmware;  // MN, SN, FR (trimmed)
   std::string subnqn;
   std::uint16_t cntlid = 0;
-  std::uint16_t oacs = 0;      // bit 1 Format NVM, bit 3 Namespace Management
-  std::uint32_t sanicap = 0;   // bit 0 CES, 1 BES, 2 OWS, 29 NDI, 31:30 NODMMAS
-  std::uint8_t fna = 0;        // bit 0 format all ns, 1 secure erase all ns, 2 crypto erase, 3 no NSID FFFFFFFFh
-  std::uint8_t cmic = 0;       // bit 1: the subsystem may have several controllers
-  std::uint32_t nn = 0;        // number of namespaces
+  std::uint16_t oacs = 0;     // bit 1 Format NVM, bit 3 Namespace Management
+  std::uint32_t sanicap = 0;  // bit 0 CES, 1 BES, 2 OWS, 29 NDI, 31:30 NODMMAS
+  std::uint8_t fna =
+      0;  // bit 0 format all ns, 1 secure erase all ns, 2 crypto erase, 3 no NSID FFFFFFFFh
+  std::uint8_t cmic = 0;               // bit 1: the subsystem may have several controllers
+  std::uint32_t nn = 0;                // number of namespaces
   std::array<std::uint8_t, 3> ieee{};  // OUI
 
   bool sanitize_crypto() const { return sanicap & 1u; }
@@ -79,15 +79,17 @@ struct NamespaceInfo {
   std::uint64_t nsze = 0, ncap = 0, nuse = 0;  // in logical blocks
   std::uint8_t flbas = 0;
   std::uint8_t nlbaf = 0;
-  std::uint8_t dps = 0;        // bits 2:0 PI type, bit 3 PI first
+  std::uint8_t dps = 0;  // bits 2:0 PI type, bit 3 PI first
   std::uint8_t dlfeat = 0;
-  std::uint32_t lba_size = 512;      // of the current format
-  std::uint16_t metadata_size = 0;   // of the current format
+  std::uint32_t lba_size = 512;     // of the current format
+  std::uint16_t metadata_size = 0;  // of the current format
   std::array<std::uint8_t, 8> eui64{};
   std::array<std::uint8_t, 16> nguid{};
 
   // Index of the current LBA format (FLBAS bits 3:0, and 6:5 above 16 formats).
-  unsigned lbaf_index() const { return (flbas & 0xfu) | (nlbaf >= 16 ? ((flbas >> 5) & 3u) << 4 : 0u); }
+  unsigned lbaf_index() const {
+    return (flbas & 0xfu) | (nlbaf >= 16 ? ((flbas >> 5) & 3u) << 4 : 0u);
+  }
   bool metadata_extended() const { return flbas & 0x10u; }
   DeallocRead dealloc_read() const {
     unsigned rb = dlfeat & 7u;
@@ -131,9 +133,9 @@ std::string_view sanitize_state_name(SanitizeState s) noexcept;
 
 // Sanitize Status log page (Log Identifier 81h).
 struct SanitizeLog {
-  std::uint16_t sprog = 0;   // progress, of 65536 (0xFFFF when not in progress)
+  std::uint16_t sprog = 0;  // progress, of 65536 (0xFFFF when not in progress)
   std::uint16_t sstat = 0;
-  std::uint32_t scdw10 = 0;  // CDW10 of the most recent sanitize command
+  std::uint32_t scdw10 = 0;                         // CDW10 of the most recent sanitize command
   std::uint32_t eto = 0, etbe = 0, etce = 0;        // estimated seconds, 0xFFFFFFFF unknown
   std::uint32_t etond = 0, etbend = 0, etcend = 0;  // the same with No-Deallocate
 
@@ -151,11 +153,11 @@ struct SanitizeLog {
 enum class SecureErase : std::uint8_t { none = 0, user_data = 1, crypto = 2 };
 
 struct FormatParams {
-  std::uint32_t nsid = 0;     // 0xFFFFFFFF: every namespace
-  std::uint8_t lbaf = 0;      // LBA format index (0-63): keep the current one
-  bool mset = false;          // metadata extended
-  std::uint8_t pi = 0;        // protection information type
-  bool pil = false;           // PI first 8 bytes of metadata
+  std::uint32_t nsid = 0;  // 0xFFFFFFFF: every namespace
+  std::uint8_t lbaf = 0;   // LBA format index (0-63): keep the current one
+  bool mset = false;       // metadata extended
+  std::uint8_t pi = 0;     // protection information type
+  bool pil = false;        // PI first 8 bytes of metadata
   SecureErase ses = SecureErase::user_data;
   std::uint32_t timeout_ms = 0;
   nlohmann::json to_json() const;

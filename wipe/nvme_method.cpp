@@ -61,10 +61,12 @@ std::string scope_problem(Technique t, const Scope& s, const DriveFacts& f, bool
   if (f.nsid == 0 || whole_drive) return {};
   auto o = others(s, f.nsid);
   if (!o.empty())
-    return std::string(method_name(t)) + " would also erase namespace" + (o.size() > 1 ? "s " : " ") +
-           list_nsids(o) + " (" + s.reason + "); pass --whole-drive to erase the whole drive";
+    return std::string(method_name(t)) + " would also erase namespace" +
+           (o.size() > 1 ? "s " : " ") + list_nsids(o) + " (" + s.reason +
+           "); pass --whole-drive to erase the whole drive";
   if (s.whole_subsystem && !f.namespaces_complete)
-    return std::string(method_name(t)) + " erases every namespace of the NVM subsystem, and this "
+    return std::string(method_name(t)) +
+           " erases every namespace of the NVM subsystem, and this "
            "controller cannot list namespaces attached to the subsystem's other controllers (" +
            s.reason + "); pass --whole-drive to erase the whole drive";
   return {};
@@ -74,11 +76,16 @@ std::string scope_problem(Technique t, const Scope& s, const DriveFacts& f, bool
 
 std::string_view method_name(Technique t) noexcept {
   switch (t) {
-    case Technique::sanitize_crypto: return "sanitize-crypto";
-    case Technique::sanitize_block: return "sanitize-block";
-    case Technique::sanitize_overwrite: return "sanitize-overwrite";
-    case Technique::format_crypto: return "format-crypto";
-    case Technique::format_user_data: return "format-user-data";
+    case Technique::sanitize_crypto:
+      return "sanitize-crypto";
+    case Technique::sanitize_block:
+      return "sanitize-block";
+    case Technique::sanitize_overwrite:
+      return "sanitize-overwrite";
+    case Technique::format_crypto:
+      return "format-crypto";
+    case Technique::format_user_data:
+      return "format-user-data";
   }
   return "?";
 }
@@ -96,11 +103,16 @@ bool is_sanitize(Technique t) noexcept {
 
 std::string describe(Technique t) {
   switch (t) {
-    case Technique::sanitize_crypto: return "NVMe Sanitize, crypto erase";
-    case Technique::sanitize_block: return "NVMe Sanitize, block erase";
-    case Technique::sanitize_overwrite: return "NVMe Sanitize, overwrite";
-    case Technique::format_crypto: return "NVMe Format NVM, secure erase setting 2 (cryptographic erase)";
-    case Technique::format_user_data: return "NVMe Format NVM, secure erase setting 1 (user data erase)";
+    case Technique::sanitize_crypto:
+      return "NVMe Sanitize, crypto erase";
+    case Technique::sanitize_block:
+      return "NVMe Sanitize, block erase";
+    case Technique::sanitize_overwrite:
+      return "NVMe Sanitize, overwrite";
+    case Technique::format_crypto:
+      return "NVMe Format NVM, secure erase setting 2 (cryptographic erase)";
+    case Technique::format_user_data:
+      return "NVMe Format NVM, secure erase setting 1 (user data erase)";
   }
   return "?";
 }
@@ -123,21 +135,32 @@ bool supported(Technique t, const DriveFacts& f, std::string* why_not) {
   const std::string none = c.sanicap == 0 ? " (the controller has no Sanitize command at all)" : "";
   switch (t) {
     case Technique::sanitize_crypto:
-      if (!c.sanitize_crypto()) return no("the controller does not support Sanitize crypto erase: " + sanicap + ", CES (bit 0) = 0" + none);
+      if (!c.sanitize_crypto())
+        return no("the controller does not support Sanitize crypto erase: " + sanicap +
+                  ", CES (bit 0) = 0" + none);
       return true;
     case Technique::sanitize_block:
-      if (!c.sanitize_block()) return no("the controller does not support Sanitize block erase: " + sanicap + ", BES (bit 1) = 0" + none);
+      if (!c.sanitize_block())
+        return no("the controller does not support Sanitize block erase: " + sanicap +
+                  ", BES (bit 1) = 0" + none);
       return true;
     case Technique::sanitize_overwrite:
-      if (!c.sanitize_overwrite()) return no("the controller does not support Sanitize overwrite: " + sanicap + ", OWS (bit 2) = 0" + none);
+      if (!c.sanitize_overwrite())
+        return no("the controller does not support Sanitize overwrite: " + sanicap +
+                  ", OWS (bit 2) = 0" + none);
       return true;
     case Technique::format_crypto:
-      if (!c.format_supported()) return no("the controller does not support Format NVM: OACS " + hex32(c.oacs) + ", bit 1 = 0");
+      if (!c.format_supported())
+        return no("the controller does not support Format NVM: OACS " + hex32(c.oacs) +
+                  ", bit 1 = 0");
       if (!c.format_crypto_erase())
-        return no("the controller does not support cryptographic erase in Format NVM: FNA " + hex8(c.fna) + ", bit 2 = 0");
+        return no("the controller does not support cryptographic erase in Format NVM: FNA " +
+                  hex8(c.fna) + ", bit 2 = 0");
       return true;
     case Technique::format_user_data:
-      if (!c.format_supported()) return no("the controller does not support Format NVM: OACS " + hex32(c.oacs) + ", bit 1 = 0");
+      if (!c.format_supported())
+        return no("the controller does not support Format NVM: OACS " + hex32(c.oacs) +
+                  ", bit 1 = 0");
       return true;
   }
   return no("unknown technique");
@@ -152,23 +175,29 @@ Scope scope_of(Technique t, const DriveFacts& f) {
   }
   if (is_sanitize(t)) {
     s.whole_subsystem = true;
-    s.reason = "Sanitize acts on the whole NVM subsystem: every namespace, including any attached to other controllers";
+    s.reason =
+        "Sanitize acts on the whole NVM subsystem: every namespace, including any attached to "
+        "other controllers";
     return s;
   }
   const ControllerInfo& c = f.ctrl;
   if (c.format_applies_to_all() || c.secure_erase_applies_to_all()) {
     s.whole_subsystem = true;
-    s.reason = std::string("FNA ") + hex8(c.fna) +
-               (c.secure_erase_applies_to_all() ? ": bit 1 set, a secure erase in Format NVM erases every namespace of the subsystem"
-                                                : ": bit 0 set, a Format NVM formats every namespace of the subsystem");
+    s.reason =
+        std::string("FNA ") + hex8(c.fna) +
+        (c.secure_erase_applies_to_all()
+             ? ": bit 1 set, a secure erase in Format NVM erases every namespace of the subsystem"
+             : ": bit 0 set, a Format NVM formats every namespace of the subsystem");
     return s;
   }
   if (f.nsid == 0) {
-    s.reason = "the controller was named: every namespace it reaches, one Format NVM each (FNA " + hex8(c.fna) + ")";
+    s.reason = "the controller was named: every namespace it reaches, one Format NVM each (FNA " +
+               hex8(c.fna) + ")";
     return s;
   }
   s.nsids = {f.nsid};
-  s.reason = "FNA " + hex8(c.fna) + ": Format NVM with secure erase acts on namespace " + std::to_string(f.nsid) + " only";
+  s.reason = "FNA " + hex8(c.fna) + ": Format NVM with secure erase acts on namespace " +
+             std::to_string(f.nsid) + " only";
   return s;
 }
 
@@ -203,10 +232,11 @@ Choice choose(const std::string& requested, const DriveFacts& f, bool whole_driv
         c.technique = t;
         c.method = name;
         c.scope = s;
-        c.why = "--method auto: " + describe(t) +
-                " is the strongest Purge technique this drive supports for this target (order: "
-                "sanitize-crypto, sanitize-block, sanitize-overwrite, format-crypto, format-user-data, "
-                "then overwrite)";
+        c.why =
+            "--method auto: " + describe(t) +
+            " is the strongest Purge technique this drive supports for this target (order: "
+            "sanitize-crypto, sanitize-block, sanitize-overwrite, format-crypto, format-user-data, "
+            "then overwrite)";
         c.considered.push_back(name + ": chosen");
       } else {
         c.considered.push_back(name + ": supported (weaker than " + c.method + ")");
@@ -214,19 +244,22 @@ Choice choose(const std::string& requested, const DriveFacts& f, bool whole_driv
     }
     if (!c.technique) {
       if (f.nsid == 0)
-        throw Error(Errc::refused, "no Purge technique fits and a controller cannot be overwritten", {},
-                    [&] {
-                      std::string d;
-                      for (const auto& l : c.considered) d += (d.empty() ? "" : "; ") + l;
-                      return d;
-                    }(),
-                    "name its namespaces (/dev/nvmeXnY) to overwrite them (NIST SP 800-88 Clear)");
+        throw Error(
+            Errc::refused, "no Purge technique fits and a controller cannot be overwritten", {},
+            [&] {
+              std::string d;
+              for (const auto& l : c.considered) d += (d.empty() ? "" : "; ") + l;
+              return d;
+            }(),
+            "name its namespaces (/dev/nvmeXnY) to overwrite them (NIST SP 800-88 Clear)");
       c.method = overwrite_fallback;
       c.scope.nsids = {f.nsid};
-      c.scope.reason = f.partition ? "the partition named" : "the namespace named, by ordinary writes";
-      c.why = "--method auto: no Purge technique of this drive fits this target (see 'considered'); "
-              "falling back to overwrite (" + overwrite_fallback +
-              "), which is NIST SP 800-88 Clear, not Purge, on flash";
+      c.scope.reason =
+          f.partition ? "the partition named" : "the namespace named, by ordinary writes";
+      c.why =
+          "--method auto: no Purge technique of this drive fits this target (see 'considered'); "
+          "falling back to overwrite (" +
+          overwrite_fallback + "), which is NIST SP 800-88 Clear, not Purge, on flash";
       c.considered.push_back("overwrite (" + overwrite_fallback + "): chosen (Clear)");
     }
     return c;
@@ -234,7 +267,8 @@ Choice choose(const std::string& requested, const DriveFacts& f, bool whole_driv
   auto t = technique_from_method(requested);
   if (!t)
     throw Error(Errc::usage, "not an NVMe method", "'" + requested + "'", {},
-                "use auto, sanitize-crypto, sanitize-block, sanitize-overwrite, format-crypto or format-user-data");
+                "use auto, sanitize-crypto, sanitize-block, sanitize-overwrite, format-crypto or "
+                "format-user-data");
   std::string why;
   if (!supported(*t, f, &why))
     throw Error(Errc::refused, "refusing --method " + requested + ": nothing was erased", {}, why,
@@ -242,7 +276,8 @@ Choice choose(const std::string& requested, const DriveFacts& f, bool whole_driv
   Scope s = scope_of(*t, f);
   std::string problem = scope_problem(*t, s, f, whole_drive);
   if (!problem.empty())
-    throw Error(Errc::refused, "refusing --method " + requested + ": nothing was erased", {}, problem,
+    throw Error(Errc::refused, "refusing --method " + requested + ": nothing was erased", {},
+                problem,
                 "check the other namespaces first ('dlc wipe device DEV --method " + requested +
                     " --dry-run' lists them)");
   c.technique = t;
@@ -256,9 +291,10 @@ Choice choose(const std::string& requested, const DriveFacts& f, bool whole_driv
 Choice choose_without_nvme(const std::string& requested, const std::string& what_it_is,
                            const std::string& overwrite_fallback) {
   if (requested != "auto")
-    throw Error(Errc::refused, "refusing --method " + requested + ": nothing was erased", {},
-                "the device is not an NVMe namespace or controller (" + what_it_is + ")",
-                "NVMe methods need /dev/nvmeXnY or /dev/nvmeX; use --method auto or an overwrite method");
+    throw Error(
+        Errc::refused, "refusing --method " + requested + ": nothing was erased", {},
+        "the device is not an NVMe namespace or controller (" + what_it_is + ")",
+        "NVMe methods need /dev/nvmeXnY or /dev/nvmeX; use --method auto or an overwrite method");
   Choice c;
   c.requested = requested;
   c.method = overwrite_fallback;
@@ -293,8 +329,10 @@ struct Waiter {
 
   Clock::time_point now() const { return o.now ? o.now() : Clock::now(); }
   void sleep() const {
-    if (o.sleep) o.sleep(o.poll_interval);
-    else std::this_thread::sleep_for(o.poll_interval);
+    if (o.sleep)
+      o.sleep(o.poll_interval);
+    else
+      std::this_thread::sleep_for(o.poll_interval);
   }
   double elapsed() const { return std::chrono::duration<double>(now() - t0).count(); }
 
@@ -321,28 +359,35 @@ struct Waiter {
           rec.events.push_back({{"event", "controller-unavailable"},
                                 {"at_seconds", elapsed()},
                                 {"status", s.describe()},
-                                {"note", "the controller did not answer (reset?); a sanitize resumes by itself after a reset"}});
+                                {"note",
+                                 "the controller did not answer (reset?); a sanitize resumes by "
+                                 "itself after a reset"}});
         }
         if (now() - silent_since > o.unavailable_grace)
-          throw Error(Errc::io, "the controller stopped answering during the sanitize", admin.device(),
-                      s.describe() + " for more than " + std::to_string(o.unavailable_grace.count()) + " s",
-                      "check the drive (dmesg, nvme list); the sanitize resumes when it comes back: run "
-                      "the same dlc command again to attach to it");
+          throw Error(
+              Errc::io, "the controller stopped answering during the sanitize", admin.device(),
+              s.describe() + " for more than " + std::to_string(o.unavailable_grace.count()) + " s",
+              "check the drive (dmesg, nvme list); the sanitize resumes when it comes back: run "
+              "the same dlc command again to attach to it");
         continue;
       }
       if (silent) {
-        rec.events.push_back({{"event", "controller-back"},
-                              {"at_seconds", elapsed()},
-                              {"silent_seconds", std::chrono::duration<double>(now() - silent_since).count()},
-                              {"sstat", log.to_json()["status"]}});
+        rec.events.push_back(
+            {{"event", "controller-back"},
+             {"at_seconds", elapsed()},
+             {"silent_seconds", std::chrono::duration<double>(now() - silent_since).count()},
+             {"sstat", log.to_json()["status"]}});
         silent = false;
       }
       if (o.on_progress) o.on_progress(log);
       switch (log.state()) {
-        case SanitizeState::in_progress: never = 0; continue;
+        case SanitizeState::in_progress:
+          never = 0;
+          continue;
         case SanitizeState::succeeded:
         case SanitizeState::succeeded_no_dealloc:
-        case SanitizeState::failed: return log;
+        case SanitizeState::failed:
+          return log;
         case SanitizeState::never:
         case SanitizeState::unknown:
           if (!just_issued) return log;
@@ -371,34 +416,39 @@ SanitizeRecord run_sanitize(Admin& admin, const SanitizeParams& p, const WaitOpt
   for (int round = 0; round < 3; ++round) {
     if (state.state() == SanitizeState::in_progress) {
       const std::string theirs(sanitize_action_name(state.last_action()));
-      rec.events.push_back({{"event", "attached"},
-                            {"at_seconds", w.elapsed()},
-                            {"running_action", theirs},
-                            {"sprog", state.sprog},
-                            {"note", "a sanitize was already in progress when dlc started; dlc waits for it"}});
+      rec.events.push_back(
+          {{"event", "attached"},
+           {"at_seconds", w.elapsed()},
+           {"running_action", theirs},
+           {"sprog", state.sprog},
+           {"note", "a sanitize was already in progress when dlc started; dlc waits for it"}});
       SanitizeLog done = w.until_done(false);
-      if ((done.state() == SanitizeState::succeeded || done.state() == SanitizeState::succeeded_no_dealloc) &&
+      if ((done.state() == SanitizeState::succeeded ||
+           done.state() == SanitizeState::succeeded_no_dealloc) &&
           done.last_action() == p.action && ((done.scdw10 >> 9) & 1u) == (p.nodas ? 1u : 0u)) {
         rec.attached = true;
         rec.final = done;
         rec.seconds = w.elapsed();
         rec.events.push_back({{"event", "attached-operation-completed"},
                               {"at_seconds", w.elapsed()},
-                              {"note", "the running sanitize was the one requested (" + ours + "); it is certified"}});
+                              {"note", "the running sanitize was the one requested (" + ours +
+                                           "); it is certified"}});
         return rec;
       }
-      rec.events.push_back({{"event", "attached-operation-ended"},
-                            {"at_seconds", w.elapsed()},
-                            {"status", std::string(sanitize_state_name(done.state()))},
-                            {"action", std::string(sanitize_action_name(done.last_action()))},
-                            {"note", "not the requested " + ours + ", or not successful: dlc starts its own"}});
+      rec.events.push_back(
+          {{"event", "attached-operation-ended"},
+           {"at_seconds", w.elapsed()},
+           {"status", std::string(sanitize_state_name(done.state()))},
+           {"action", std::string(sanitize_action_name(done.last_action()))},
+           {"note", "not the requested " + ours + ", or not successful: dlc starts its own"}});
       state = done;
     }
     if (state.state() == SanitizeState::failed)
       rec.events.push_back({{"event", "failure-mode"},
                             {"at_seconds", w.elapsed()},
-                            {"note", "the most recent sanitize had failed (sanitize failure mode); a new "
-                                     "sanitize restarts it"}});
+                            {"note",
+                             "the most recent sanitize had failed (sanitize failure mode); a new "
+                             "sanitize restarts it"}});
     if (o.cancel && o.cancel->load())
       throw Error(Errc::interrupted, "stopped before the sanitize was started", admin.device(),
                   "nothing was erased", "run the command again");
@@ -412,31 +462,36 @@ SanitizeRecord run_sanitize(Admin& admin, const SanitizeParams& p, const WaitOpt
       continue;
     }
     if (!s.ok())
-      throw Error(Errc::io, "the controller rejected Sanitize " + ours, admin.device(), s.describe(),
+      throw Error(Errc::io, "the controller rejected Sanitize " + ours, admin.device(),
+                  s.describe(),
                   s.code() == kScInvalidOpcode || s.code() == kScInvalidField
                       ? "the drive does not accept this sanitize action although Identify said so; "
                         "nothing was erased: try --method auto"
                       : "nothing was certified; check the drive (nvme sanitize-log, dmesg)");
     rec.issued = true;
-    rec.events.push_back({{"event", "issued"}, {"at_seconds", w.elapsed()}, {"cdw10", hex32(p.cdw10())}});
+    rec.events.push_back(
+        {{"event", "issued"}, {"at_seconds", w.elapsed()}, {"cdw10", hex32(p.cdw10())}});
     rec.final = w.until_done(true);
     rec.seconds = w.elapsed();
     const SanitizeState st = rec.final.state();
     if (st == SanitizeState::failed)
-      throw Error(Errc::io, "the sanitize failed", admin.device(),
-                  "the Sanitize Status log says failed (SSTAT " + rec.final.to_json()["sstat"].get<std::string>() +
-                      "); the drive is in sanitize failure mode and accepts only Sanitize commands",
-                  p.ause ? "run the same dlc command again to retry; or leave failure mode without "
-                           "sanitizing: dlc wipe device DEV --sanitize-exit-failure"
-                         : "run the same dlc command again to retry (restricted completion mode: only a "
-                           "successful sanitize leaves failure mode)");
+      throw Error(
+          Errc::io, "the sanitize failed", admin.device(),
+          "the Sanitize Status log says failed (SSTAT " +
+              rec.final.to_json()["sstat"].get<std::string>() +
+              "); the drive is in sanitize failure mode and accepts only Sanitize commands",
+          p.ause ? "run the same dlc command again to retry; or leave failure mode without "
+                   "sanitizing: dlc wipe device DEV --sanitize-exit-failure"
+                 : "run the same dlc command again to retry (restricted completion mode: only a "
+                   "successful sanitize leaves failure mode)");
     if (st != SanitizeState::succeeded && st != SanitizeState::succeeded_no_dealloc)
       throw Error(Errc::io, "the sanitize did not complete", admin.device(),
                   "the Sanitize Status log says " + std::string(sanitize_state_name(st)));
     if (rec.final.last_action() != p.action)
       throw Error(Errc::io, "the completed sanitize is not the one dlc issued", admin.device(),
-                  "the log's SCDW10 names " + std::string(sanitize_action_name(rec.final.last_action())) +
-                      ", dlc issued " + ours,
+                  "the log's SCDW10 names " +
+                      std::string(sanitize_action_name(rec.final.last_action())) + ", dlc issued " +
+                      ours,
                   "another agent sanitized the drive meanwhile; run the command again");
     return rec;
   }
@@ -451,7 +506,8 @@ json exit_failure_mode(Admin& admin) {
   Status ls = admin.sanitize_log(before);
   Status s = admin.sanitize(p);
   if (!s.ok())
-    throw Error(Errc::io, "the controller refused to exit sanitize failure mode", admin.device(), s.describe(),
+    throw Error(Errc::io, "the controller refused to exit sanitize failure mode", admin.device(),
+                s.describe(),
                 s.code() == kScSanitizeFailed
                     ? "the failed sanitize ran in restricted completion mode: only a successful "
                       "sanitize leaves failure mode; run a sanitize again"
@@ -466,12 +522,13 @@ json exit_failure_mode(Admin& admin) {
 std::vector<FormatParams> format_commands(Technique t, const DriveFacts& f,
                                           const std::map<std::uint32_t, NamespaceInfo>& ns,
                                           std::uint32_t timeout_ms) {
-  const SecureErase ses = t == Technique::format_crypto ? SecureErase::crypto : SecureErase::user_data;
+  const SecureErase ses =
+      t == Technique::format_crypto ? SecureErase::crypto : SecureErase::user_data;
   auto for_ns = [&](std::uint32_t nsid, std::uint32_t cmd_nsid) {
     auto it = ns.find(nsid);
     if (it == ns.end())
-      throw Error(Errc::io, "no Identify Namespace data for namespace " + std::to_string(nsid), {}, {},
-                  "this is a bug in dlc; report it");
+      throw Error(Errc::io, "no Identify Namespace data for namespace " + std::to_string(nsid), {},
+                  {}, "this is a bug in dlc; report it");
     const NamespaceInfo& n = it->second;
     FormatParams p;
     p.nsid = cmd_nsid;
@@ -500,10 +557,14 @@ std::vector<FormatParams> format_commands(Technique t, const DriveFacts& f,
 
 std::string Expectation::label() const {
   switch (kind) {
-    case Expect::zeros: return "zeros";
-    case Expect::ones: return "ones";
-    case Expect::pattern: return "pattern 0x" + crypto::to_hex(pattern);
-    case Expect::changed: return "changed";
+    case Expect::zeros:
+      return "zeros";
+    case Expect::ones:
+      return "ones";
+    case Expect::pattern:
+      return "pattern 0x" + crypto::to_hex(pattern);
+    case Expect::changed:
+      return "changed";
   }
   return "?";
 }
@@ -511,7 +572,8 @@ std::string Expectation::label() const {
 Expectation expected_read(Technique t, std::optional<SanitizeState> final, const NamespaceInfo& ns,
                           const SanitizeParams& p) {
   Expectation e;
-  const bool no_dealloc = is_sanitize(t) && (p.nodas || final == SanitizeState::succeeded_no_dealloc);
+  const bool no_dealloc =
+      is_sanitize(t) && (p.nodas || final == SanitizeState::succeeded_no_dealloc);
   if (no_dealloc) {
     if (t == Technique::sanitize_overwrite) {
       const unsigned passes = p.owpass == 0 || p.owpass >= 16 ? 16 : p.owpass;
@@ -523,24 +585,30 @@ Expectation expected_read(Technique t, std::optional<SanitizeState> final, const
       return e;
     }
     e.kind = Expect::changed;
-    e.why = "a crypto or block erase without deallocation leaves indeterminate data: every sample must "
-            "differ from what it held before the purge";
+    e.why =
+        "a crypto or block erase without deallocation leaves indeterminate data: every sample must "
+        "differ from what it held before the purge";
     return e;
   }
-  const std::string after = is_sanitize(t) ? "after a sanitize with deallocation" : "after Format NVM";
+  const std::string after =
+      is_sanitize(t) ? "after a sanitize with deallocation" : "after Format NVM";
   switch (ns.dealloc_read()) {
     case DeallocRead::zeros:
       e.kind = Expect::zeros;
-      e.why = after + ", blocks read as deallocated: DLFEAT " + hex8(ns.dlfeat) + " (read behaviour 001b) says zeros";
+      e.why = after + ", blocks read as deallocated: DLFEAT " + hex8(ns.dlfeat) +
+              " (read behaviour 001b) says zeros";
       return e;
     case DeallocRead::ones:
       e.kind = Expect::ones;
-      e.why = after + ", blocks read as deallocated: DLFEAT " + hex8(ns.dlfeat) + " (read behaviour 010b) says 0xFF";
+      e.why = after + ", blocks read as deallocated: DLFEAT " + hex8(ns.dlfeat) +
+              " (read behaviour 010b) says 0xFF";
       return e;
-    case DeallocRead::not_reported: break;
+    case DeallocRead::not_reported:
+      break;
   }
   e.kind = Expect::changed;
-  e.why = "DLFEAT " + hex8(ns.dlfeat) + " does not say what deallocated blocks return: every sample must "
+  e.why = "DLFEAT " + hex8(ns.dlfeat) +
+          " does not say what deallocated blocks return: every sample must "
           "differ from what it held before the purge";
   return e;
 }
@@ -618,19 +686,21 @@ class PurgeMethod final : public EraseMethod {
       s += " (SANACT " + std::to_string(static_cast<int>(p_.sanitize.action)) + ", AUSE " +
            std::to_string(p_.sanitize.ause) + ", NODAS " + std::to_string(p_.sanitize.nodas);
       if (p_.sanitize.action == SanitizeAction::overwrite)
-        s += ", OWPASS " + std::to_string(p_.sanitize.owpass) + ", OIPBP " + std::to_string(p_.sanitize.oipbp) +
-             ", OVRPAT " + hex32(p_.sanitize.ovrpat);
+        s += ", OWPASS " + std::to_string(p_.sanitize.owpass) + ", OIPBP " +
+             std::to_string(p_.sanitize.oipbp) + ", OVRPAT " + hex32(p_.sanitize.ovrpat);
       s += ")";
     } else {
       s += " (";
       for (std::size_t i = 0; i < p_.formats.size(); ++i)
         s += std::string(i ? "; " : "") + "NSID " + hex32(p_.formats[i].nsid) + " LBAF " +
-             std::to_string(p_.formats[i].lbaf) + " SES " + std::to_string(static_cast<int>(p_.formats[i].ses));
+             std::to_string(p_.formats[i].lbaf) + " SES " +
+             std::to_string(static_cast<int>(p_.formats[i].ses));
       s += ")";
     }
     const auto& ids = p_.choice.scope.nsids;
     if (p_.choice.scope.whole_subsystem)
-      return s + "; the whole NVM subsystem" + (ids.empty() ? "" : " (namespaces " + list_nsids(ids) + ")");
+      return s + "; the whole NVM subsystem" +
+             (ids.empty() ? "" : " (namespaces " + list_nsids(ids) + ")");
     return s + "; namespace" + (ids.size() > 1 ? "s " : " ") + list_nsids(ids);
   }
   bool supports(const EraseTarget&, std::string* why_not) const override {
@@ -644,8 +714,8 @@ class PurgeMethod final : public EraseMethod {
 
  private:
   std::vector<Sample> pick_samples(EraseContext& ctx, bool prehash);
-  json verify(EraseContext& ctx, Sample& s, const Expectation& e, bool* passed, std::uint64_t* bytes,
-              std::uint64_t* mism, json& first);
+  json verify(EraseContext& ctx, Sample& s, const Expectation& e, bool* passed,
+              std::uint64_t* bytes, std::uint64_t* mism, json& first);
   io::Engine& engine(EraseContext& ctx) {
     if (!engine_) {
       io::EngineOptions eo;
@@ -679,18 +749,20 @@ std::vector<Sample> PurgeMethod::pick_samples(EraseContext& ctx, bool prehash) {
       const std::size_t blocks = static_cast<std::size_t>(pos / kDigestBlock);
       s.before.assign(blocks, 0);
       s.before_uniform.assign(blocks, false);
-      int task = ctx.progress.begin(ctx.label + " nsid " + std::to_string(n.nsid) + " pre-purge sample", s.bytes());
+      int task = ctx.progress.begin(
+          ctx.label + " nsid " + std::to_string(n.nsid) + " pre-purge sample", s.bytes());
       try {
-        engine(ctx).read(*n.file, s.ext,
-                         [&](std::uint64_t off, std::span<const std::uint8_t> data) {
-                           for (std::size_t i = 0; i < data.size(); i += kDigestBlock) {
-                             auto b = data.subspan(i, std::min<std::size_t>(kDigestBlock, data.size() - i));
-                             std::size_t k = s.index(off + i);
-                             s.before[k] = digest(b);
-                             s.before_uniform[k] = uniform(b);
-                           }
-                         },
-                         [&](std::uint64_t done) { ctx.progress.update(task, done); }, ctx.cancel);
+        engine(ctx).read(
+            *n.file, s.ext,
+            [&](std::uint64_t off, std::span<const std::uint8_t> data) {
+              for (std::size_t i = 0; i < data.size(); i += kDigestBlock) {
+                auto b = data.subspan(i, std::min<std::size_t>(kDigestBlock, data.size() - i));
+                std::size_t k = s.index(off + i);
+                s.before[k] = digest(b);
+                s.before_uniform[k] = uniform(b);
+              }
+            },
+            [&](std::uint64_t done) { ctx.progress.update(task, done); }, ctx.cancel);
       } catch (...) {
         ctx.progress.end(task, false);
         throw;
@@ -703,19 +775,20 @@ std::vector<Sample> PurgeMethod::pick_samples(EraseContext& ctx, bool prehash) {
   return out;
 }
 
-json PurgeMethod::verify(EraseContext& ctx, Sample& s, const Expectation& e, bool* passed, std::uint64_t* bytes,
-                         std::uint64_t* mism, json& first) {
+json PurgeMethod::verify(EraseContext& ctx, Sample& s, const Expectation& e, bool* passed,
+                         std::uint64_t* bytes, std::uint64_t* mism, json& first) {
   PurgeNamespace& n = *s.ns;
   const std::uint64_t total = n.file->size();
-  json v = {{"nsid", n.nsid},
-            {"device", n.node},
-            {"expected", e.label()},
-            {"expected_why", e.why},
-            {"sample_seed", crypto::to_hex(s.seed)},
-            {"sample_unit", kSampleUnit},
-            {"samples", s.ext.size()},
-            {"first_lba_checked", !s.ext.empty() && s.ext.front().offset == 0},
-            {"last_lba_checked", !s.ext.empty() && s.ext.back().offset + s.ext.back().length == total}};
+  json v = {
+      {"nsid", n.nsid},
+      {"device", n.node},
+      {"expected", e.label()},
+      {"expected_why", e.why},
+      {"sample_seed", crypto::to_hex(s.seed)},
+      {"sample_unit", kSampleUnit},
+      {"samples", s.ext.size()},
+      {"first_lba_checked", !s.ext.empty() && s.ext.front().offset == 0},
+      {"last_lba_checked", !s.ext.empty() && s.ext.back().offset + s.ext.back().length == total}};
   Mismatches log;
   std::uint64_t blank_unchanged = 0;
   const std::uint32_t sector = std::max<std::uint32_t>(n.info.lba_size ? n.info.lba_size : 512, 16);
@@ -723,7 +796,7 @@ json PurgeMethod::verify(EraseContext& ctx, Sample& s, const Expectation& e, boo
   if (e.kind != Expect::changed) {
     PassSpec spec;
     spec.kind = PatternKind::bytes;
-    spec.bytes = e.kind == Expect::zeros ? std::vector<std::uint8_t>{0x00}
+    spec.bytes = e.kind == Expect::zeros  ? std::vector<std::uint8_t>{0x00}
                  : e.kind == Expect::ones ? std::vector<std::uint8_t>{0xff}
                                           : e.pattern;
     gen.emplace(spec, crypto::ByteView{}, 0, engine(ctx).options().block_size);
@@ -747,15 +820,19 @@ json PurgeMethod::verify(EraseContext& ctx, Sample& s, const Expectation& e, boo
       auto b = data.subspan(i, std::min<std::size_t>(kDigestBlock, data.size() - i));
       std::size_t k = s.index(off + i);
       if (digest(b) != s.before[k]) continue;
-      if (s.before_uniform[k]) blank_unchanged += b.size();  // held no data before: proves nothing either way
-      else log.add(off + i, b.size());
+      if (s.before_uniform[k])
+        blank_unchanged += b.size();  // held no data before: proves nothing either way
+      else
+        log.add(off + i, b.size());
     }
   };
   const std::uint64_t want = s.bytes();
-  int task = ctx.progress.begin(ctx.label + " nsid " + std::to_string(n.nsid) + " verify sample", want);
+  int task =
+      ctx.progress.begin(ctx.label + " nsid " + std::to_string(n.nsid) + " verify sample", want);
   try {
-    engine(ctx).read(*n.file, s.ext, consume, [&](std::uint64_t done) { ctx.progress.update(task, done); },
-                     ctx.cancel);
+    engine(ctx).read(
+        *n.file, s.ext, consume, [&](std::uint64_t done) { ctx.progress.update(task, done); },
+        ctx.cancel);
   } catch (...) {
     ctx.progress.end(task, false);
     throw;
@@ -817,7 +894,8 @@ Evidence PurgeMethod::run(EraseContext& ctx) {
   if (is_sanitize(t)) {
     nvme["parameters"] = p_.sanitize.to_json();
     SanitizeLog first;
-    std::string label = ctx.label + " sanitize " + std::string(sanitize_action_name(p_.sanitize.action));
+    std::string label =
+        ctx.label + " sanitize " + std::string(sanitize_action_name(p_.sanitize.action));
     if (p_.admin->sanitize_log(first).ok())
       if (auto est = first.estimate(p_.sanitize.action, p_.sanitize.nodas))
         label += " (drive estimates " + seconds_text(*est) + ")";
@@ -826,8 +904,9 @@ Evidence PurgeMethod::run(EraseContext& ctx) {
     w.cancel = ctx.cancel;
     w.on_progress = [&](const SanitizeLog& l) {
       if (l.state() == SanitizeState::in_progress)
-        ctx.progress.update(task, static_cast<std::uint64_t>(static_cast<double>(scope_bytes ? scope_bytes : 65536) *
-                                                             l.fraction()));
+        ctx.progress.update(
+            task, static_cast<std::uint64_t>(
+                      static_cast<double>(scope_bytes ? scope_bytes : 65536) * l.fraction()));
     };
     SanitizeRecord rec;
     try {
@@ -851,8 +930,9 @@ Evidence PurgeMethod::run(EraseContext& ctx) {
     json cmds = json::array();
     for (const auto& f : p_.formats) cmds.push_back(f.to_json());
     nvme["parameters"] = cmds;
-    int task = ctx.progress.begin(ctx.label + " format-nvm (synchronous, no progress from the drive)",
-                                  scope_bytes ? scope_bytes : 1);
+    int task =
+        ctx.progress.begin(ctx.label + " format-nvm (synchronous, no progress from the drive)",
+                           scope_bytes ? scope_bytes : 1);
     json results = json::array();
     for (const auto& f : p_.formats) {
       auto f0 = Clock::now();
@@ -862,17 +942,19 @@ Evidence PurgeMethod::run(EraseContext& ctx) {
                          {"seconds", std::chrono::duration<double>(Clock::now() - f0).count()}});
       if (!s.ok()) {
         ctx.progress.end(task, false);
-        throw Error(Errc::io, "Format NVM failed", p_.admin->device(),
-                    "namespace " + hex32(f.nsid) + ": " + s.describe(),
-                    s.code() == kScInvalidField
-                        ? "the drive rejected the secure erase setting or LBA format; nothing is certified"
-                        : "nothing is certified; check the drive (dmesg, nvme error-log)");
+        throw Error(
+            Errc::io, "Format NVM failed", p_.admin->device(),
+            "namespace " + hex32(f.nsid) + ": " + s.describe(),
+            s.code() == kScInvalidField
+                ? "the drive rejected the secure erase setting or LBA format; nothing is certified"
+                : "nothing is certified; check the drive (dmesg, nvme error-log)");
       }
     }
     ctx.progress.update(task, scope_bytes ? scope_bytes : 1);
     ctx.progress.end(task, true);
     nvme["format"] = {{"commands", results}};
-    status_check = {{"source", "Format NVM completion status"}, {"status", "success"}, {"result", "passed"}};
+    status_check = {
+        {"source", "Format NVM completion status"}, {"status", "success"}, {"result", "passed"}};
   }
   nvme["seconds"] = std::chrono::duration<double>(Clock::now() - t0).count();
   ev.passes.push_back({{"index", 1},
@@ -898,11 +980,14 @@ Evidence PurgeMethod::run(EraseContext& ctx) {
     if (!n.file)
       per_ns.push_back({{"nsid", n.nsid},
                         {"result", "not-verified"},
-                        {"detail", "no block device for this namespace on this host; erased per the status, not read back"}});
+                        {"detail",
+                         "no block device for this namespace on this host; erased per the status, "
+                         "not read back"}});
   if (!verify_reads || samples.empty()) {
     v["method"] = "other";
-    v["detail"] = verify_reads ? "status check only: no erased namespace has a block device on this host"
-                               : "status check only (--verify none): no read-back";
+    v["detail"] = verify_reads
+                      ? "status check only: no erased namespace has a block device on this host"
+                      : "status check only (--verify none): no read-back";
     v["result"] = "passed";
   } else {
     v["method"] = p_.sample_percent >= 100 ? "full read-back" : "sampling";

@@ -12,12 +12,11 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "wipe/erase_method.h"
 #include "wipe/nvme_admin.h"
@@ -26,10 +25,16 @@
 namespace dlc::wipe::nvme {
 
 // The Purge techniques, strongest first (the order --method auto tries).
-enum class Technique { sanitize_crypto, sanitize_block, sanitize_overwrite, format_crypto, format_user_data };
-inline constexpr Technique kStrongestFirst[] = {Technique::sanitize_crypto, Technique::sanitize_block,
-                                                Technique::sanitize_overwrite, Technique::format_crypto,
-                                                Technique::format_user_data};
+enum class Technique {
+  sanitize_crypto,
+  sanitize_block,
+  sanitize_overwrite,
+  format_crypto,
+  format_user_data
+};
+inline constexpr Technique kStrongestFirst[] = {
+    Technique::sanitize_crypto, Technique::sanitize_block, Technique::sanitize_overwrite,
+    Technique::format_crypto, Technique::format_user_data};
 std::string_view method_name(Technique t) noexcept;  // "sanitize-crypto", ..., "format-user-data"
 std::optional<Technique> technique_from_method(std::string_view method);
 bool is_sanitize(Technique t) noexcept;
@@ -47,9 +52,9 @@ struct DriveFacts {
 
 // What a technique erases.
 struct Scope {
-  bool whole_subsystem = false;        // every namespace of the NVM subsystem
-  std::vector<std::uint32_t> nsids;    // the namespaces known to be erased
-  std::string reason;                  // why the scope is what it is
+  bool whole_subsystem = false;      // every namespace of the NVM subsystem
+  std::vector<std::uint32_t> nsids;  // the namespaces known to be erased
+  std::string reason;                // why the scope is what it is
   nlohmann::json to_json() const;
 };
 
@@ -61,10 +66,11 @@ Scope scope_of(Technique t, const DriveFacts& f);
 struct Choice {
   std::string requested;               // "auto", "sanitize-crypto", ...
   std::optional<Technique> technique;  // empty: overwrite (Clear)
-  std::string method;                  // the method run: a technique's name, or the overwrite method
+  std::string method;  // the method run: a technique's name, or the overwrite method
   Scope scope;
-  std::string why;                     // one sentence: why this method
-  std::vector<std::string> considered; // one line per candidate: chosen / not supported / out of scope
+  std::string why;  // one sentence: why this method
+  std::vector<std::string>
+      considered;  // one line per candidate: chosen / not supported / out of scope
   nlohmann::json to_json() const;
 };
 
@@ -133,7 +139,7 @@ struct Expectation {
   Expect kind = Expect::changed;
   std::vector<std::uint8_t> pattern;  // pattern: the bytes repeated
   std::string why;
-  std::string label() const;          // "zeros", "ones", "pattern 0x...", "changed"
+  std::string label() const;  // "zeros", "ones", "pattern 0x...", "changed"
 };
 // final: the sanitize's final state (nullopt for Format).
 Expectation expected_read(Technique t, std::optional<SanitizeState> final, const NamespaceInfo& ns,
@@ -143,8 +149,8 @@ Expectation expected_read(Technique t, std::optional<SanitizeState> final, const
 struct PurgeNamespace {
   std::uint32_t nsid = 0;
   NamespaceInfo info;
-  std::string node;              // /dev/nvme0n1 ("" when no block device here)
-  io::File* file = nullptr;      // open read-write, O_DIRECT, held exclusively
+  std::string node;          // /dev/nvme0n1 ("" when no block device here)
+  io::File* file = nullptr;  // open read-write, O_DIRECT, held exclusively
 };
 
 struct PurgePlan {

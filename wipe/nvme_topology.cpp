@@ -21,7 +21,9 @@ using nlohmann::json;
 namespace {
 
 bool digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c));
+  });
 }
 
 // nvme0, nvme12: a controller.
@@ -41,8 +43,8 @@ bool is_path_name(std::string_view s) {
   if (s.size() < 9 || s.substr(0, 4) != "nvme") return false;
   auto c = s.find('c', 4);
   auto n = c == std::string_view::npos ? c : s.find('n', c);
-  return n != std::string_view::npos && digits(s.substr(4, c - 4)) && digits(s.substr(c + 1, n - c - 1)) &&
-         digits(s.substr(n + 1));
+  return n != std::string_view::npos && digits(s.substr(4, c - 4)) &&
+         digits(s.substr(c + 1, n - c - 1)) && digits(s.substr(n + 1));
 }
 
 std::vector<std::string> entries(const fs::path& dir) {
@@ -62,7 +64,8 @@ std::string link_name(const fs::path& link) {
 }
 
 std::uint32_t nsid_of(const SysPaths& p, const std::string& block) {
-  if (auto v = util::read_u64(p.sys / "class" / "block" / block / "nsid")) return static_cast<std::uint32_t>(*v);
+  if (auto v = util::read_u64(p.sys / "class" / "block" / block / "nsid"))
+    return static_cast<std::uint32_t>(*v);
   // Kernels before 5.x have no nsid attribute; the name's last number is the
   // namespace's position, which equals its id on nearly every drive.
   auto n = block.rfind('n');
@@ -143,10 +146,12 @@ std::optional<Topology> map_nvme(const std::string& path, const SysPaths& p) {
   Topology t;
   t.path = path;
   if (S_ISCHR(st.st_mode)) {
-    const std::string dev = std::to_string(::major(st.st_rdev)) + ":" + std::to_string(::minor(st.st_rdev));
+    const std::string dev =
+        std::to_string(::major(st.st_rdev)) + ":" + std::to_string(::minor(st.st_rdev));
     std::string name = link_name(p.sys / "dev" / "char" / dev);
     std::error_code ec;
-    if (!is_controller_name(name) || !fs::exists(p.sys / "class" / "nvme" / name, ec)) return std::nullopt;
+    if (!is_controller_name(name) || !fs::exists(p.sys / "class" / "nvme" / name, ec))
+      return std::nullopt;
     t.controller_target = true;
     t.controller = name;
     t.subsystem = subsystem_of_controller(p, name);
@@ -192,7 +197,8 @@ std::optional<Topology> map_nvme(const std::string& path, const SysPaths& p) {
   if (t.multipath) t.controller = pick_controller(p, t.controllers);
   if (t.controller.empty())
     throw Error(Errc::io, "no NVMe controller found for", path,
-                "sysfs lists no controller under " + (p.sys / "class" / "nvme-subsystem" / t.subsystem).string(),
+                "sysfs lists no controller under " +
+                    (p.sys / "class" / "nvme-subsystem" / t.subsystem).string(),
                 "check 'nvme list-subsys'; every path to the namespace may be down");
   t.controller_node = (p.dev / t.controller).string();
   // The namespace named is reached through the block device named.

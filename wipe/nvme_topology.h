@@ -8,11 +8,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "wipe/device_info.h"
 
@@ -24,17 +23,17 @@ struct NamespaceRef {
 };
 
 struct Topology {
-  std::string path;                // as given
-  bool controller_target = false;  // a controller (/dev/nvmeX) was named: all its namespaces
-  bool partition = false;          // a partition of a namespace was named
-  std::string block;               // the namespace's block device (whole disk) kernel name
-  std::uint32_t nsid = 0;          // the namespace named (0 for a controller target)
-  std::string controller;          // nvme0: the controller admin commands go to
-  std::string controller_node;     // /dev/nvme0
+  std::string path;                      // as given
+  bool controller_target = false;        // a controller (/dev/nvmeX) was named: all its namespaces
+  bool partition = false;                // a partition of a namespace was named
+  std::string block;                     // the namespace's block device (whole disk) kernel name
+  std::uint32_t nsid = 0;                // the namespace named (0 for a controller target)
+  std::string controller;                // nvme0: the controller admin commands go to
+  std::string controller_node;           // /dev/nvme0
   std::vector<std::string> controllers;  // every controller of the subsystem seen here
-  std::string subsystem;           // nvme-subsys0 ("" when sysfs does not say)
+  std::string subsystem;                 // nvme-subsys0 ("" when sysfs does not say)
   std::string subsysnqn;
-  bool multipath = false;          // the block device is a native-multipath namespace head
+  bool multipath = false;                // the block device is a native-multipath namespace head
   std::vector<NamespaceRef> namespaces;  // namespaces of the subsystem seen here, by nsid
 
   // Kernel name of the block device of namespace nsid ("" when it has none here).

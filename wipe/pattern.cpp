@@ -92,16 +92,36 @@ nlohmann::json MethodPlan::to_json() const {
 }
 
 MethodPlan MethodPlan::from_json(const nlohmann::json& j) {
+  // A journal is read back after crashes and may be damaged: every defect is
+  // a dlc::Error naming it, never a stray JSON or conversion exception.
+  auto damaged = [](const std::string& why) {
+    return Error(Errc::io, "the method plan in the resume journal is damaged", {}, why,
+                 "start the wipe over with --force (the device is overwritten again from the start)");
+  };
   MethodPlan m;
-  m.method = j.at("method").get<std::string>();
-  for (const auto& p : j.at("passes")) {
-    if (p.at("pattern").get<std::string>() == "random")
-      m.passes.push_back(random_pass());
-    else
-      m.passes.push_back(bytes_pass(crypto::from_hex(p.at("bytes").get<std::string>())));
+  try {
+    m.method = j.at("method").get<std::string>();
+    for (const auto& p : j.at("passes")) {
+      if (p.at("pattern").get<std::string>() == "random") {
+        m.passes.push_back(random_pass());
+      } else {
+        auto bytes = crypto::from_hex(p.at("bytes").get<std::string>());
+        if (bytes.empty() || bytes.size() > 64) throw damaged("a pass has no pattern bytes or more than 64");
+        m.passes.push_back(bytes_pass(std::move(bytes)));
+      }
+    }
+    if (m.passes.empty()) throw damaged("no passes");
+    m.verify = verify_mode_from_name(j.at("verify").get<std::string>());
+    std::size_t used = 0;
+    const std::string pct = j.at("sample_percent").get<std::string>();
+    m.sample_percent = std::stod(pct, &used);
+    if (used != pct.size() || !(m.sample_percent > 0 && m.sample_percent <= 100))
+      throw damaged("sample_percent '" + pct + "' is not a percentage in (0, 100]");
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw damaged(e.what());
   }
-  m.verify = verify_mode_from_name(j.at("verify").get<std::string>());
-  m.sample_percent = std::stod(j.at("sample_percent").get<std::string>());
   return m;
 }
 

@@ -65,7 +65,8 @@ class FakeNvme final : public Admin {
   }
 
   // A namespace of n bytes in 4 KiB blocks reading zeros when deallocated.
-  NamespaceInfo& add_namespace(std::uint32_t nsid, std::uint64_t bytes, std::uint8_t dlfeat = 0x09) {
+  NamespaceInfo& add_namespace(std::uint32_t nsid, std::uint64_t bytes,
+                               std::uint8_t dlfeat = 0x09) {
     NamespaceInfo& i = ns[nsid];
     i.nsid = nsid;
     i.nsze = i.ncap = i.nuse = bytes / 4096;
@@ -151,8 +152,8 @@ class FakeNvme final : public Admin {
   }
 
   Status format(const FormatParams& p) override {
-    calls.push_back("format nsid=" + std::to_string(p.nsid) + " ses=" + std::to_string(static_cast<int>(p.ses)) +
-                    " lbaf=" + std::to_string(p.lbaf));
+    calls.push_back("format nsid=" + std::to_string(p.nsid) + " ses=" +
+                    std::to_string(static_cast<int>(p.ses)) + " lbaf=" + std::to_string(p.lbaf));
     if (!ctrl.format_supported()) return Status{kScInvalidOpcode};
     if (sanitizing()) return Status{kScSanitizeInProgress};
     if (failure_mode_) return Status{kScSanitizeFailed};
@@ -179,9 +180,12 @@ class FakeNvme final : public Admin {
 
   Erased dealloc_fill(const NamespaceInfo& i) const {
     switch (i.dealloc_read()) {
-      case DeallocRead::zeros: return Erased::zeros;
-      case DeallocRead::ones: return Erased::ones;
-      case DeallocRead::not_reported: break;
+      case DeallocRead::zeros:
+        return Erased::zeros;
+      case DeallocRead::ones:
+        return Erased::ones;
+      case DeallocRead::not_reported:
+        break;
     }
     return Erased::random;
   }
@@ -205,9 +209,12 @@ class FakeNvme final : public Admin {
     }
     const bool no_dealloc = current_.nodas || complete_without_dealloc;
     for (auto& [id, i] : ns) {
-      if (!no_dealloc) erase(id, dealloc_fill(i));
-      else if (current_.action == SanitizeAction::overwrite) erase(id, Erased::pattern, current_.ovrpat);
-      else erase(id, Erased::random);
+      if (!no_dealloc)
+        erase(id, dealloc_fill(i));
+      else if (current_.action == SanitizeAction::overwrite)
+        erase(id, Erased::pattern, current_.ovrpat);
+      else
+        erase(id, Erased::random);
     }
     log.sstat = static_cast<std::uint16_t>((no_dealloc ? 4 : 1) | (1u << 3) | 0x100);
     log.sprog = 0xffff;

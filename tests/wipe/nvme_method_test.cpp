@@ -3,15 +3,15 @@
 // why, the scope rules (Sanitize erases the whole subsystem, Format too when
 // FNA says so), the Format NVM commands, the sanitize state machine (attach,
 // failure mode, controller reset, cancel) and what a read returns afterwards.
-#include <gtest/gtest.h>
+#include "wipe/nvme_method.h"
 
+#include <gtest/gtest.h>
 #include <libnvme.h>
 
 #include <cstring>
 
 #include "core/error.h"
 #include "wipe/fake_nvme.h"
-#include "wipe/nvme_method.h"
 
 using namespace dlc;
 using namespace dlc::wipe;
@@ -164,11 +164,12 @@ TEST(NvmeChoice, AutoPicksTheStrongestSupportedTechniqueForEverySanicapAndFna) {
     std::uint16_t oacs;
     std::string expect;
   };
-  for (const Case& c : {Case{0x7, 0x4, 0x2, "sanitize-crypto"}, Case{0x1, 0x0, 0x2, "sanitize-crypto"},
-                        Case{0x6, 0x4, 0x2, "sanitize-block"}, Case{0x2, 0x0, 0x0, "sanitize-block"},
-                        Case{0x4, 0x4, 0x2, "sanitize-overwrite"}, Case{0x0, 0x4, 0x2, "format-crypto"},
-                        Case{0x0, 0x0, 0x2, "format-user-data"}, Case{0x0, 0x4, 0x0, "nist-clear"},
-                        Case{0x20000000, 0x0, 0x0, "nist-clear"}}) {
+  for (const Case& c :
+       {Case{0x7, 0x4, 0x2, "sanitize-crypto"}, Case{0x1, 0x0, 0x2, "sanitize-crypto"},
+        Case{0x6, 0x4, 0x2, "sanitize-block"}, Case{0x2, 0x0, 0x0, "sanitize-block"},
+        Case{0x4, 0x4, 0x2, "sanitize-overwrite"}, Case{0x0, 0x4, 0x2, "format-crypto"},
+        Case{0x0, 0x0, 0x2, "format-user-data"}, Case{0x0, 0x4, 0x0, "nist-clear"},
+        Case{0x20000000, 0x0, 0x0, "nist-clear"}}) {
     SCOPED_TRACE(c.expect + " sanicap " + std::to_string(c.sanicap));
     DriveFacts f = facts(c.sanicap, c.fna);
     f.ctrl.oacs = c.oacs;
@@ -185,9 +186,11 @@ TEST(NvmeChoice, QemuLikeDriveAutoChoosesFormatAndExplicitSanitizeIsRefusedWithT
   DriveFacts f = facts(0, 0);  // QEMU 7.2: SANICAP = FNA = 0, Format supported
   Choice ch = choose("auto", f, false, "nist-clear");
   EXPECT_EQ(ch.method, "format-user-data");
-  EXPECT_NE(joined(ch.considered).find("no Sanitize command at all"), std::string::npos) << joined(ch.considered);
+  EXPECT_NE(joined(ch.considered).find("no Sanitize command at all"), std::string::npos)
+      << joined(ch.considered);
   EXPECT_NE(joined(ch.considered).find("FNA 0x00, bit 2 = 0"), std::string::npos);
-  for (std::string m : {"sanitize-crypto", "sanitize-block", "sanitize-overwrite", "format-crypto"}) {
+  for (std::string m :
+       {"sanitize-crypto", "sanitize-block", "sanitize-overwrite", "format-crypto"}) {
     SCOPED_TRACE(m);
     try {
       choose(m, f, false, "nist-clear");
@@ -195,7 +198,8 @@ TEST(NvmeChoice, QemuLikeDriveAutoChoosesFormatAndExplicitSanitizeIsRefusedWithT
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), Errc::refused);
       EXPECT_NE(std::string(e.what()).find("nothing was erased"), std::string::npos);
-      EXPECT_NE(e.info().detail.find(m.rfind("sanitize", 0) == 0 ? "SANICAP 0x00000000" : "FNA"), std::string::npos)
+      EXPECT_NE(e.info().detail.find(m.rfind("sanitize", 0) == 0 ? "SANICAP 0x00000000" : "FNA"),
+                std::string::npos)
           << e.info().detail;
     }
   }
@@ -210,7 +214,8 @@ TEST(NvmeChoice, SanitizeOnOneNamespaceOfSeveralNeedsWholeDrive) {
   EXPECT_EQ(ch.method, "format-crypto");
   EXPECT_EQ(ch.scope.nsids, (std::vector<std::uint32_t>{2}));
   EXPECT_FALSE(ch.scope.whole_subsystem);
-  EXPECT_NE(joined(ch.considered).find("would also erase namespaces 1, 3"), std::string::npos) << joined(ch.considered);
+  EXPECT_NE(joined(ch.considered).find("would also erase namespaces 1, 3"), std::string::npos)
+      << joined(ch.considered);
   try {
     choose("sanitize-crypto", f, false, "nist-clear");
     FAIL() << "not refused";
@@ -242,7 +247,8 @@ TEST(NvmeChoice, FormatWithSecureEraseAllNamespacesBitIsAlsoWholeDrive) {
   Choice whole = choose("format-user-data", f, true, "nist-clear");
   EXPECT_TRUE(whole.scope.whole_subsystem);
   // A single-namespace drive: format is the whole drive anyway.
-  EXPECT_EQ(choose("format-user-data", facts(0, 0x3, {1}), false, "nist-clear").method, "format-user-data");
+  EXPECT_EQ(choose("format-user-data", facts(0, 0x3, {1}), false, "nist-clear").method,
+            "format-user-data");
 }
 
 TEST(NvmeChoice, UnseenNamespacesOfOtherControllersNeedWholeDriveForSanitize) {
@@ -438,7 +444,8 @@ TEST(NvmeSanitize, AControllerResetMidwayIsRiddenOutAndRecorded) {
   EXPECT_EQ(r.final.state(), SanitizeState::succeeded);
   std::vector<std::string> events;
   for (const auto& e : r.events) events.push_back(e["event"]);
-  EXPECT_EQ(events, (std::vector<std::string>{"issued", "controller-unavailable", "controller-back"}));
+  EXPECT_EQ(events,
+            (std::vector<std::string>{"issued", "controller-unavailable", "controller-back"}));
   EXPECT_DOUBLE_EQ(r.events[2]["silent_seconds"].get<double>(), 3.0);
 
   // A controller that never comes back: an I/O error after the grace period.
@@ -501,18 +508,24 @@ TEST(NvmeExpect, TheDeallocatedReadDecidesUnlessNothingWasDeallocated) {
   ones.dlfeat = 0x02;
   unknown.dlfeat = 0x00;
   SanitizeParams p;
-  EXPECT_EQ(expected_read(Technique::sanitize_crypto, SanitizeState::succeeded, zeros, p).kind, Expect::zeros);
+  EXPECT_EQ(expected_read(Technique::sanitize_crypto, SanitizeState::succeeded, zeros, p).kind,
+            Expect::zeros);
   EXPECT_EQ(expected_read(Technique::format_user_data, std::nullopt, ones, p).kind, Expect::ones);
-  EXPECT_EQ(expected_read(Technique::format_crypto, std::nullopt, unknown, p).kind, Expect::changed);
-  EXPECT_EQ(expected_read(Technique::sanitize_block, SanitizeState::succeeded_no_dealloc, zeros, p).kind,
+  EXPECT_EQ(expected_read(Technique::format_crypto, std::nullopt, unknown, p).kind,
             Expect::changed);
+  EXPECT_EQ(
+      expected_read(Technique::sanitize_block, SanitizeState::succeeded_no_dealloc, zeros, p).kind,
+      Expect::changed);
   p.action = SanitizeAction::overwrite;
   p.ovrpat = 0x11223344;
   p.owpass = 2;
   p.oipbp = true;
-  Expectation e = expected_read(Technique::sanitize_overwrite, SanitizeState::succeeded_no_dealloc, zeros, p);
+  Expectation e =
+      expected_read(Technique::sanitize_overwrite, SanitizeState::succeeded_no_dealloc, zeros, p);
   EXPECT_EQ(e.kind, Expect::pattern);
-  EXPECT_EQ(e.label(), "pattern 0xbbccddee");  // inverted after an even number of passes, little-endian
-  EXPECT_NE(expected_read(Technique::sanitize_crypto, SanitizeState::succeeded, zeros, p).why.find("DLFEAT 0x09"),
+  EXPECT_EQ(e.label(),
+            "pattern 0xbbccddee");  // inverted after an even number of passes, little-endian
+  EXPECT_NE(expected_read(Technique::sanitize_crypto, SanitizeState::succeeded, zeros, p)
+                .why.find("DLFEAT 0x09"),
             std::string::npos);
 }

@@ -4,14 +4,14 @@
 // a plain controller with a partitioned namespace, a native-multipath
 // subsystem whose block devices hang off nvme-subsys1 with two controllers
 // (one resetting), a controller character device, and a SCSI disk.
-#include <gtest/gtest.h>
+#include "wipe/nvme_topology.h"
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "support/test_support.h"
-#include "wipe/nvme_topology.h"
 
 using namespace dlc::wipe;
 using namespace dlc::wipe::nvme;
@@ -54,21 +54,26 @@ class FakeSys {
       file(vs + head + "/size", "65536");
       link(vs + head + "/device", "../../nvme-subsys1");
       block(head, vs + head, 259, 1 + n);
-      for (const auto& [c, base] : {std::pair{std::string("nvme1"), pci2}, std::pair{std::string("nvme2"), pci3}}) {
+      for (const auto& [c, base] :
+           {std::pair{std::string("nvme1"), pci2}, std::pair{std::string("nvme2"), pci3}}) {
         const std::string path = c + "c" + c.substr(4) + "n" + std::to_string(n);
         dir(base + c + "/" + path);
         file(base + c + "/" + path + "/nsid", std::to_string(n));
         link("class/block/" + path, "../../" + base + c + "/" + path);
       }
     }
-    subsys("nvme-subsys1", {{"nvme1", pci2 + "nvme1"}, {"nvme2", pci3 + "nvme2"}}, "nqn.2019-08.org.qemu:dlcsub");
+    subsys("nvme-subsys1", {{"nvme1", pci2 + "nvme1"}, {"nvme2", pci3 + "nvme2"}},
+           "nqn.2019-08.org.qemu:dlcsub");
     link(vs + "nvme1n1/../nvme1n1x", "nvme1n1");  // noise the mapper must ignore
-    // A controller character device.
+    // Controller character devices.
     link("dev/char/247:1", "../../" + pci2 + "nvme1");
     node("nvme1", S_IFCHR, 247, 1);
+    link("dev/char/247:0", "../../" + pci + "nvme0");
+    node("nvme0", S_IFCHR, 247, 0);
     // A SCSI disk.
     dir("devices/pci0000:00/0000:00:07.0/host0/target0:0:0/0:0:0:0/block/sda");
-    link("devices/pci0000:00/0000:00:07.0/host0/target0:0:0/0:0:0:0/block/sda/device", "../../../0:0:0:0");
+    link("devices/pci0000:00/0000:00:07.0/host0/target0:0:0/0:0:0:0/block/sda/device",
+         "../../../0:0:0:0");
     block("sda", "devices/pci0000:00/0000:00:07.0/host0/target0:0:0/0:0:0:0/block/sda", 8, 0);
   }
 
@@ -98,8 +103,8 @@ class FakeSys {
     link("dev/block/" + std::to_string(maj) + ":" + std::to_string(min), "../../" + rel);
     node(name, S_IFBLK, maj, min);
   }
-  void ctrl(const std::string& name, const std::string& rel, const std::string& state, const std::string& serial,
-            const std::string& nqn) {
+  void ctrl(const std::string& name, const std::string& rel, const std::string& state,
+            const std::string& serial, const std::string& nqn) {
     file(rel + "/state", state);
     file(rel + "/model", "QEMU NVMe Ctrl                          ");
     file(rel + "/serial", serial + "        ");
@@ -108,7 +113,8 @@ class FakeSys {
     file(rel + "/transport", "pcie");
     link("class/nvme/" + name, "../../" + rel);
   }
-  void subsys(const std::string& name, std::vector<std::pair<std::string, std::string>> ctrls, const std::string& nqn) {
+  void subsys(const std::string& name, std::vector<std::pair<std::string, std::string>> ctrls,
+              const std::string& nqn) {
     const std::string rel = "devices/virtual/nvme-subsystem/" + name;
     file(rel + "/subsysnqn", nqn);
     for (const auto& [c, target] : ctrls) link(rel + "/" + c, "../../../../" + target);
@@ -187,6 +193,18 @@ TEST(NvmeTopology, AControllerCharacterDeviceNamesEveryNamespaceItReaches) {
   EXPECT_EQ(id.wwn, "nqn.2019-08.org.qemu:dlcsub");
   EXPECT_EQ(id.media, "nvme");
   EXPECT_EQ(id.size, 2u * 65536 * 512);
+}
+
+TEST(NvmeTopology, APlainControllerNodeNamesItsOwnNamespaces) {
+  if (!can_mknod()) GTEST_SKIP() << "mknod needs root";
+  FakeSys f;
+  auto t = map_nvme(f.dev("nvme0"), f.paths());
+  ASSERT_TRUE(t);
+  EXPECT_TRUE(t->controller_target);
+  EXPECT_EQ(t->controller_node, f.dev("nvme0"));
+  ASSERT_EQ(t->namespaces.size(), 1u);
+  EXPECT_EQ(t->namespaces[0].block, "nvme0n1");
+  EXPECT_EQ(read_controller_identity(*t, f.paths()).size, 131072u * 512);
 }
 
 TEST(NvmeTopology, OtherDevicesAreNotNvme) {

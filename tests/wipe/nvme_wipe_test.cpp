@@ -8,9 +8,8 @@
 // sanitize erases; scope refusals leave everything intact; a running
 // sanitize is attached to; --dry-run touches nothing; the random-pattern seed
 // fails closed.
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -56,7 +55,8 @@ void fill(const std::string& dev, const std::function<std::string(std::uint64_t)
   ASSERT_GE(fd, 0);
   for (std::uint64_t off = 0; off < kSize; off += 1 << 20) {
     std::string b = block_at(off);
-    ASSERT_EQ(::pwrite(fd, b.data(), b.size(), static_cast<off_t>(off)), static_cast<ssize_t>(b.size()));
+    ASSERT_EQ(::pwrite(fd, b.data(), b.size(), static_cast<off_t>(off)),
+              static_cast<ssize_t>(b.size()));
   }
   ::fsync(fd);
   ::close(fd);
@@ -96,13 +96,16 @@ struct Drive {
           std::memcpy(b.data(), r.data(), b.size());
         }
         if (how == Erased::pattern)
-          for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<char>(pattern >> (8 * (i % 4)));
+          for (std::size_t i = 0; i < b.size(); ++i)
+            b[i] = static_cast<char>(pattern >> (8 * (i % 4)));
         return b;
       });
     };
   }
   std::string dev(std::uint32_t nsid) const { return loops.at(nsid)->device(); }
-  std::string kernel_name(std::uint32_t nsid) const { return fs::path(dev(nsid)).filename().string(); }
+  std::string kernel_name(std::uint32_t nsid) const {
+    return fs::path(dev(nsid)).filename().string();
+  }
 
   std::shared_ptr<nvme::TestHooks> hooks() {
     auto h = std::make_shared<nvme::TestHooks>();
@@ -136,14 +139,17 @@ struct Env {
   std::unique_ptr<audit::AuditLog> log;
   WipeOptions opts;
   Env() {
-    log = std::make_unique<audit::AuditLog>(home / "audit.jsonl", audit::HostKey::load_or_create(home.path()));
+    log = std::make_unique<audit::AuditLog>(home / "audit.jsonl",
+                                            audit::HostKey::load_or_create(home.path()));
     opts.audit = log.get();
     opts.yes = true;
     opts.cert_dir = home / "certs";
     opts.journal_dir = home / "journal";
     opts.command_line = {"dlc", "wipe", "device"};
   }
-  json certificate(const TargetReport& t) const { return json::parse(dlc::test::read_file(t.certificate_path)); }
+  json certificate(const TargetReport& t) const {
+    return json::parse(dlc::test::read_file(t.certificate_path));
+  }
   bool verifies(const TargetReport& t) const {
     return verify_certificate(t.certificate_path, log->key().public_key().to_pem()).ok();
   }
@@ -274,7 +280,8 @@ TEST(NvmeWipe, QemuLikeDriveAutoFormatsAndExplicitSanitizeIsRefusedBeforeAnyEras
   EXPECT_EQ(read_all(d.dev(1)), std::string(kSize, '\0'));
 }
 
-TEST(NvmeWipe, SanitizeOfOneNamespaceOfSeveralIsRefusedUnlessWholeDriveAndThenChecksEveryNamespace) {
+TEST(NvmeWipe,
+     SanitizeOfOneNamespaceOfSeveralIsRefusedUnlessWholeDriveAndThenChecksEveryNamespace) {
   DLC_REQUIRE_LOOP_DEVICES();
   Drive d({1, 2});
   d.fake.ctrl.sanicap = 0x1;
@@ -301,7 +308,9 @@ TEST(NvmeWipe, SanitizeOfOneNamespaceOfSeveralIsRefusedUnlessWholeDriveAndThenCh
       ADD_FAILURE() << "not refused";
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), Errc::refused);
-      EXPECT_NE(e.info().detail.find("namespace 2 (" + d.dev(2) + ") is erased too"), std::string::npos) << e.what();
+      EXPECT_NE(e.info().detail.find("namespace 2 (" + d.dev(2) + ") is erased too"),
+                std::string::npos)
+          << e.what();
     }
     ::close(busy);
   }
@@ -317,7 +326,8 @@ TEST(NvmeWipe, SanitizeOfOneNamespaceOfSeveralIsRefusedUnlessWholeDriveAndThenCh
   ASSERT_EQ(v["namespaces"].size(), 2u);  // both read back
   EXPECT_EQ(v["namespaces"][1]["device"], d.dev(2));
   bool whole = false;
-  for (const auto& w : r.targets[0].warnings) whole |= w.find("whole NVM subsystem") != std::string::npos;
+  for (const auto& w : r.targets[0].warnings)
+    whole |= w.find("whole NVM subsystem") != std::string::npos;
   EXPECT_TRUE(whole);
 
   // auto without --whole-drive on a multi-namespace drive formats only namespace 1.
@@ -434,7 +444,8 @@ TEST(NvmeWipe, OverwriteOfAnNvmeNamespaceStaysClearAndPointsAtThePurge) {
   json c = env.certificate(r.targets[0]);
   EXPECT_EQ(c["sanitization"]["category"], "clear");
   bool hint = false;
-  for (const auto& w : c["warnings"]) hint |= w.get<std::string>().find("--method auto would use it") != std::string::npos;
+  for (const auto& w : c["warnings"])
+    hint |= w.get<std::string>().find("--method auto would use it") != std::string::npos;
   EXPECT_TRUE(hint);
   EXPECT_EQ(d.fake.count("sanitize"), 0u);
 }
@@ -449,7 +460,8 @@ TEST(NvmeWipe, AutoOnANonNvmeDeviceOverwritesAndSaysWhy) {
   json c = env.certificate(r.targets[0]);
   EXPECT_EQ(c["sanitization"]["category"], "clear");
   EXPECT_EQ(c["sanitization"]["method"], "nist-clear");
-  EXPECT_NE(r.targets[0].evidence["method_choice"]["why"].get<std::string>().find("not NVMe"), std::string::npos);
+  EXPECT_NE(r.targets[0].evidence["method_choice"]["why"].get<std::string>().find("not NVMe"),
+            std::string::npos);
   env.opts.method = "format-crypto";
   EXPECT_THROW(wipe_devices({loop.device()}, env.opts), Error);
 }
@@ -470,7 +482,9 @@ TEST(WipeSeed, AFailingOrConstantRandomSourceAbortsBeforeAnyWrite) {
     EXPECT_EQ(e.code(), Errc::io);
     EXPECT_NE(std::string(e.what()).find("nothing was written"), std::string::npos);
   }
-  env.opts.random_source = [](std::span<std::uint8_t> out) { std::memset(out.data(), 0, out.size()); };
+  env.opts.random_source = [](std::span<std::uint8_t> out) {
+    std::memset(out.data(), 0, out.size());
+  };
   EXPECT_THROW(wipe_devices({loop.device()}, env.opts), Error);
   EXPECT_TRUE(has_marker(loop.device()));
   // Files too.
