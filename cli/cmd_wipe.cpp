@@ -37,10 +37,12 @@ void add_technique(po::options_description& d, WipeArgs& a, bool with_method = t
                    bool devices = false) {
   if (with_method)
     d.add_options()
-        ("method,m", po::value<std::string>(&a.method)->value_name("M")->default_value("nist-clear"),
-         devices ? "overwrite (Clear): zero | one | random | dod-3pass | nist-clear | "
+        ("method,m",
+         po::value<std::string>(&a.method)->value_name("M")->default_value(devices ? "auto" : "nist-clear"),
+         devices ? "auto: the strongest Purge an NVMe drive supports, else nist-clear "
+                   "(docs/nvme.md); overwrite (Clear): zero | one | random | dod-3pass | nist-clear | "
                    "custom:PAT[,PAT...] (PAT: hex bytes like 55, aa, 924924, or random); "
-                   "NVMe Purge: auto (the strongest the drive supports, else nist-clear) | "
+                   "NVMe Purge: "
                    "sanitize-crypto | sanitize-block | sanitize-overwrite | format-crypto | "
                    "format-user-data (docs/nvme.md)"
                  : "zero | one | random | dod-3pass | nist-clear | custom:PAT[,PAT...] (PAT: hex "

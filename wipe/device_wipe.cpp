@@ -517,7 +517,8 @@ JobReport wipe_devices(const std::vector<std::string>& devices, const WipeOption
   JobAudit audit(opts);
   const fs::path jdir = opts.journal_dir.empty() ? Journal::default_dir() : opts.journal_dir;
   const bool nvme_requested = nvme::wants_nvme(opts.method) || opts.sanitize_exit_failure;
-  if (opts.resume && nvme_requested)
+  // With --resume the journal says what was running; "auto" (the default) defers to it.
+  if (opts.resume && nvme_requested && opts.method != "auto")
     throw Error(Errc::usage, "--resume applies to overwrites only", {}, {},
                 "a Purge is not resumed from a journal: run the same command again (dlc attaches to a "
                 "sanitize still running in the drive; a format is simply repeated)");
