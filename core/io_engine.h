@@ -48,6 +48,8 @@ struct OpenOptions {
   bool exclusive = false; // O_EXCL on block devices: fails if mounted / held / in use
                           // (Errc::refused); with create, refuses an existing file
   bool create = false;    // O_CREAT for regular files
+  bool no_follow = false; // O_NOFOLLOW: a symlink as the last component is refused
+                          // (Errc::refused) instead of followed
 };
 
 // An open file or block device. RAII over the fd.

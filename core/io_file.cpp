@@ -65,6 +65,7 @@ int open_flags(const OpenOptions& opts) {
   }
   if (opts.exclusive) flags |= O_EXCL;
   if (opts.create) flags |= O_CREAT;
+  if (opts.no_follow) flags |= O_NOFOLLOW;
   return flags;
 }
 
@@ -84,6 +85,9 @@ int open_retrying(const std::string& path, int flags) {
   if (opts.exclusive && opts.create && err == EEXIST)
     throw Error(Errc::refused, "refusing to overwrite an existing file", path, std::strerror(err),
                 "remove it first or choose another path");
+  if (opts.no_follow && err == ELOOP)
+    throw Error(Errc::refused, "refusing to follow a symbolic link", path, std::strerror(err),
+                "name the file itself, not a link to it");
   std::string hint;
   if (err == EACCES || err == EPERM) hint = "run as root or check the permissions";
   throw Error(Errc::io, "cannot open", path, std::strerror(err), std::move(hint));

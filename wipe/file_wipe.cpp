@@ -132,6 +132,7 @@ FileResult overwrite_file(const fs::path& path, const struct stat& expect, const
   io::OpenOptions oo;
   oo.mode = io::OpenMode::read_write;
   oo.direct = true;
+  oo.no_follow = true;  // a symlink swapped in after the lstat is refused at the open
   io::File file = io::File::open(path.string(), oo);
   struct stat st {};
   if (::fstat(file.fd(), &st) != 0) throw_errno("cannot stat", path.string());
@@ -536,6 +537,8 @@ JobReport wipe_free_space(const std::string& mountpoint, const WipeOptions& opts
       io::OpenOptions oo;
       oo.mode = io::OpenMode::read_write;
       oo.create = true;
+      oo.exclusive = true;  // a fill file is always new: never a file or link planted under its name
+      oo.no_follow = true;
       oo.direct = true;
       io::File file = io::File::open(fp.string(), oo);
       ++files;

@@ -264,6 +264,19 @@ TEST(File, ExclusiveCreateRefusesAnExistingFile) {
   EXPECT_EQ(e.code(), Errc::refused);
 }
 
+TEST(File, NoFollowRefusesASymlinkAndOpensTheFileItself) {
+  TempDir dir;
+  const std::string target = (dir / "data").string();
+  const std::string link = (dir / "link").string();
+  make_file(target, 4096);
+  ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0);
+  Error e = catch_error([&] { File::open(link, {.mode = OpenMode::read, .no_follow = true}); });
+  EXPECT_EQ(e.code(), Errc::refused);
+  EXPECT_EQ(e.info().target, link);
+  EXPECT_NO_THROW(File::open(link, {.mode = OpenMode::read}));  // followed without it
+  EXPECT_NO_THROW(File::open(target, {.mode = OpenMode::read, .no_follow = true}));
+}
+
 TEST(File, TmpfsWorksWithOrWithoutODirect) {
   // tmpfs refused O_DIRECT before Linux 6.6: then the file is reopened
   // buffered, direct() says so, and I/O still works.
