@@ -2,6 +2,7 @@
 // (label, bytes done of total, percent, rate, ETA), redrawn at most 4 times a
 // second. A task that ends leaves one final line above the live block when it
 // ran for a second or more or failed; short tasks (many small files) vanish.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -39,6 +40,14 @@ class TtyProgress final : public ProgressSink {
     redraw(false);
   }
 
+  void estimate(int task, double total_seconds) override {
+    std::lock_guard lock(mutex_);
+    auto it = active_.find(task);
+    if (it == active_.end()) return;
+    it->second.estimate_seconds = total_seconds;
+    redraw(true);
+  }
+
   void end(int task, bool ok) override {
     std::lock_guard lock(mutex_);
     auto it = active_.find(task);
@@ -58,14 +67,17 @@ class TtyProgress final : public ProgressSink {
     std::uint64_t total;
     std::uint64_t done;
     Clock::time_point start;
+    double estimate_seconds = 0;  // the device's own prediction, when it gives one
   };
 
   static std::string line(const Task& t, Clock::time_point now, const char* state) {
     double secs = std::chrono::duration<double>(now - t.start).count();
     double rate = secs > 0 ? static_cast<double>(t.done) / secs : 0;
     std::string eta = state ? state : "--:--";
-    if (!state && rate > 0 && t.total > t.done) {
-      auto left = static_cast<long>(static_cast<double>(t.total - t.done) / rate);
+    if (!state && (t.estimate_seconds > 0 || (rate > 0 && t.total > t.done))) {
+      auto left = t.estimate_seconds > 0
+                      ? static_cast<long>(std::max(0.0, t.estimate_seconds - secs))
+                      : static_cast<long>(static_cast<double>(t.total - t.done) / rate);
       char b[32];
       std::snprintf(b, sizeof b, "%02ld:%02ld:%02ld", left / 3600, (left / 60) % 60, left % 60);
       eta = b;

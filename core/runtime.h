@@ -36,6 +36,10 @@ class ProgressSink {
   virtual int begin(std::string label, std::uint64_t total_bytes) = 0;  // returns a task id
   virtual void update(int task, std::uint64_t bytes_done) = 0;
   virtual void end(int task, bool ok) = 0;
+  // A duration the device itself predicts for the whole task (an NVMe
+  // sanitize's Sanitize Status estimate); displays use it for the ETA instead
+  // of the observed rate. Optional.
+  virtual void estimate(int /*task*/, double /*total_seconds*/) {}
 };
 // A sink that does nothing (non-TTY, --json, --quiet, tests).
 ProgressSink& null_progress();

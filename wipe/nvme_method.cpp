@@ -896,10 +896,11 @@ Evidence PurgeMethod::run(EraseContext& ctx) {
     SanitizeLog first;
     std::string label =
         ctx.label + " sanitize " + std::string(sanitize_action_name(p_.sanitize.action));
-    if (p_.admin->sanitize_log(first).ok())
-      if (auto est = first.estimate(p_.sanitize.action, p_.sanitize.nodas))
-        label += " (drive estimates " + seconds_text(*est) + ")";
+    std::optional<std::uint32_t> est;
+    if (p_.admin->sanitize_log(first).ok()) est = first.estimate(p_.sanitize.action, p_.sanitize.nodas);
+    if (est) label += " (drive estimates " + seconds_text(*est) + ")";
     int task = ctx.progress.begin(label, scope_bytes ? scope_bytes : 65536);
+    if (est) ctx.progress.estimate(task, static_cast<double>(*est));
     WaitOptions w = p_.wait;
     w.cancel = ctx.cancel;
     w.on_progress = [&](const SanitizeLog& l) {

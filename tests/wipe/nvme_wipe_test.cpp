@@ -12,10 +12,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/audit_log.h"
 #include "core/crypto.h"
+#include "core/runtime.h"
 #include "support/test_support.h"
 #include "wipe/fake_nvme.h"
 #include "wipe/nvme_method.h"
@@ -207,6 +209,65 @@ TEST(NvmeWipe, SanitizeCryptoEraseIsCertifiedAsPurgeWithItsEvidence) {
   // The audit log has started + finished records and verifies.
   auto rep = audit::verify(env.log->path(), env.log->key().public_key());
   EXPECT_TRUE(rep.ok) << rep.problem;
+}
+
+// What a progress display is told during a sanitize: the drive's own
+// estimate for the chosen action (Sanitize Status log, ETCE for a crypto
+// erase) goes to estimate() so the ETA comes from the drive, not the rate.
+class RecordingProgress final : public ProgressSink {
+ public:
+  struct Task {
+    std::string label;
+    std::vector<std::uint64_t> updates;
+    std::vector<double> estimates;
+    bool ended = false, ok = false;
+  };
+  std::vector<Task> tasks;
+  int begin(std::string label, std::uint64_t) override {
+    tasks.push_back({std::move(label), {}, {}, false, false});
+    return static_cast<int>(tasks.size()) - 1;
+  }
+  void update(int task, std::uint64_t done) override { tasks.at(task).updates.push_back(done); }
+  void estimate(int task, double seconds) override { tasks.at(task).estimates.push_back(seconds); }
+  void end(int task, bool ok) override {
+    tasks.at(task).ended = true;
+    tasks.at(task).ok = ok;
+  }
+  const Task* find(const std::string& word) const {
+    for (const auto& t : tasks)
+      if (t.label.find(word) != std::string::npos) return &t;
+    return nullptr;
+  }
+};
+
+TEST(NvmeWipe, TheDrivesSanitizeEstimateReachesTheProgressDisplay) {
+  DLC_REQUIRE_LOOP_DEVICES();
+  for (std::uint32_t etce : {90u, 0xffffffffu}) {  // 90 s, then "no estimate reported"
+    Drive d({1});
+    d.fake.ctrl.sanicap = 0x7;
+    d.fake.ctrl.fna = 0x4;
+    d.fake.log.etce = etce;
+    d.fake.log.etbe = 7;  // another action's estimate must not be used
+    Env env;
+    RecordingProgress rec;
+    env.opts.progress = &rec;
+    env.opts.method = "sanitize-crypto";
+    env.opts.nvme_test = d.hooks();
+    JobReport r = wipe_devices({d.dev(1)}, env.opts);
+    ASSERT_EQ(r.code, Errc::ok) << r.targets.at(0).error;
+    const RecordingProgress::Task* t = rec.find("sanitize");
+    ASSERT_NE(t, nullptr) << "no progress task for the sanitize";
+    EXPECT_TRUE(t->ended && t->ok);
+    EXPECT_FALSE(t->updates.empty());
+    EXPECT_TRUE(std::is_sorted(t->updates.begin(), t->updates.end()));
+    if (etce == 90u) {
+      EXPECT_EQ(t->estimates, std::vector<double>{90.0});
+      EXPECT_NE(t->label.find("drive estimates"), std::string::npos) << t->label;
+    } else {
+      EXPECT_TRUE(t->estimates.empty());
+      EXPECT_EQ(t->label.find("drive estimates"), std::string::npos) << t->label;
+    }
+  }
 }
 
 TEST(NvmeWipe, WithoutADeallocatedReadValueEverySampleMustHaveChanged) {
