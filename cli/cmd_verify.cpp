@@ -9,7 +9,7 @@
 #include "cli/cli.h"
 #include "core/audit_log.h"
 #include "core/error.h"
-#include "wipe/util.h"
+#include "core/fs.h"
 #include "wipe/wipe.h"
 
 namespace dlc::cli {
@@ -104,7 +104,7 @@ int verify_certificate(Context& ctx, const std::vector<std::string>& args) {
                                : "*** NOT VALID: this certificate failed verification ***\n") +
              text;
     if (!output.empty())
-      wipe::util::atomic_write(output, text, 0644);
+      write_file_atomic(output, text, 0644, ParentDir::create);
     else
       std::cout << text;
   }

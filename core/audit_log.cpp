@@ -29,6 +29,7 @@
 #include <mutex>
 
 #include "core/audit_internal.h"
+#include "core/fs.h"
 #include "core/error.h"
 #include "core/runtime.h"
 
@@ -123,18 +124,6 @@ std::string record_hash(const json& record) {
   return detail::sha256_hex(canonical_json(r));
 }
 
-std::string now_rfc3339() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  std::tm t{};
-  ::gmtime_r(&ts.tv_sec, &t);
-  char base[40];
-  std::strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &t);
-  char out[64];
-  std::snprintf(out, sizeof out, "%s.%09ldZ", base, static_cast<long>(ts.tv_nsec));
-  return out;
-}
-
 fs::path head_path(const fs::path& log) {
   fs::path h = log;
   h += ".head";
@@ -147,55 +136,15 @@ using detail::kZeroHash;
 
 // ---- UTF-8 and JSON normalization ---------------------------------------------
 
-// Length of the valid UTF-8 sequence at s[i] (RFC 3629), 0 when invalid.
-std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
-  auto byte = [&](std::size_t k) -> unsigned {
-    return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0x100u;
-  };
-  auto cont = [&](std::size_t k) { return byte(k) >= 0x80 && byte(k) <= 0xBF; };
-  const unsigned c = byte(0);
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    const unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-    return byte(1) >= lo && byte(1) <= hi && cont(2) ? 3 : 0;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    const unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-    return byte(1) >= lo && byte(1) <= hi && cont(2) && cont(3) ? 4 : 0;
-  }
-  return 0;
-}
-
-// Bytes that are not UTF-8 (a file name, say) become the text \xNN, so that
-// every record is valid UTF-8 JSON.
-std::string clean_utf8(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size();) {
-    const std::size_t n = utf8_sequence_length(s, i);
-    if (n == 0) {
-      char esc[8];
-      std::snprintf(esc, sizeof esc, "\\x%02X", static_cast<unsigned char>(s[i]));
-      out += esc;
-      ++i;
-    } else {
-      out.append(s.substr(i, n));
-      i += n;
-    }
-  }
-  return out;
-}
-
 // Strings cleaned; non-integer numbers become strings (their float formatting
 // is not reproducible across languages, integers are).
 json normalized(const json& v) {
   switch (v.type()) {
     case json::value_t::string:
-      return clean_utf8(v.get_ref<const std::string&>());
+      return printable_utf8(v.get_ref<const std::string&>());
     case json::value_t::object: {
       json out = json::object();
-      for (const auto& [k, x] : v.items()) out[clean_utf8(k)] = normalized(x);
+      for (const auto& [k, x] : v.items()) out[printable_utf8(k)] = normalized(x);
       return out;
     }
     case json::value_t::array: {
@@ -222,11 +171,7 @@ struct Identity {
 
 Identity current_identity() {
   Identity id;
-  char host[256] = {};
-  if (::gethostname(host, sizeof host - 1) == 0)
-    id.host = clean_utf8(host);
-  else
-    id.host = "unknown";
+  id.host = printable_utf8(host_name());
   const uid_t uid = ::getuid();
   id.uid = uid;
   long size = ::sysconf(_SC_GETPW_R_SIZE_MAX);
@@ -234,11 +179,11 @@ Identity current_identity() {
   passwd pw{};
   passwd* found = nullptr;
   if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr)
-    id.user = clean_utf8(found->pw_name);
+    id.user = printable_utf8(found->pw_name);
   else
     id.user = std::to_string(uid);  // no passwd entry (containers): the uid is the name
   if (const char* s = std::getenv("SUDO_USER"); s != nullptr && *s != '\0')
-    id.sudo_user = clean_utf8(s);
+    id.sudo_user = printable_utf8(s);
   return id;
 }
 
@@ -317,38 +262,9 @@ off_t last_newline_before(int fd, off_t end, const fs::path& path) {
   return -1;
 }
 
-void fsync_dir(const fs::path& dir) {
-  UniqueFd d(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!d || ::fsync(d.get()) != 0) throw_errno("cannot sync directory", dir.string());
-}
-
 fs::path parent_of(const fs::path& p) {
   fs::path d = p.parent_path();
   return d.empty() ? fs::path(".") : d;
-}
-
-// Writes content to path atomically: a temp file beside it, fsync, rename, fsync dir.
-void replace_file(const fs::path& path, std::string_view content, mode_t mode, const char* what) {
-  fs::path tmp = path;
-  tmp += ".tmp." + std::to_string(::getpid());
-  {
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
-    if (!fd) throw_errno(what, tmp.string());
-    try {
-      if (::fchmod(fd.get(), mode) != 0) throw_errno(what, tmp.string());
-      write_all(fd.get(), content, what, tmp);
-      if (::fsync(fd.get()) != 0) throw_errno(what, tmp.string());
-    } catch (...) {
-      ::unlink(tmp.c_str());
-      throw;
-    }
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    throw_errno(what, path.string(), err);
-  }
-  fsync_dir(parent_of(path));
 }
 
 std::string read_small_file(int fd, const fs::path& path, const char* what, std::size_t limit) {
@@ -564,7 +480,7 @@ struct AuditLog::State {
     json r = base("event");
     r["command"] = std::string(detail::kRecoverCommand);
     r["args"] = json::array();
-    r["target"] = clean_utf8(path.string());
+    r["target"] = printable_utf8(path.string());
     r["outcome"] = "recovered";
     r["details"] = std::move(details);
     out += seal(r, c);
@@ -607,7 +523,7 @@ struct AuditLog::State {
     h["key"] = detail::key_json(key.public_key());
     const auto sig = key.private_key().sign(crypto::as_bytes(detail::head_message(h)));
     h["sig"] = detail::lower(crypto::to_hex(sig));
-    replace_file(head_path(path), canonical_json(h) + "\n", 0644, "cannot write audit head file");
+    write_file_atomic(head_path(path), canonical_json(h) + "\n", 0644);
   }
 };
 
@@ -724,7 +640,7 @@ void ensure_public_file(const fs::path& dir, const HostKey& key) {
   UniqueFd fd(::open(pub.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd && read_small_file(fd.get(), pub, "cannot read host public key", 65536) == want) return;
   try {
-    replace_file(pub, want, 0644, "cannot write host public key");
+    write_file_atomic(pub, want, 0644);
   } catch (const Error& e) {
     notice(NoticeLevel::warning, e.what());
   }

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/crypto.h"
+#include "core/text.h"
 
 namespace dlc::audit {
 
@@ -140,8 +141,6 @@ bool head_signature_valid(const nlohmann::json& head) noexcept;
 std::string canonical_json(const nlohmann::json& value);
 // Hex SHA-256 of canonical_json(record without its "hash" member).
 std::string record_hash(const nlohmann::json& record);
-// Now, from CLOCK_REALTIME: "2026-11-25T12:43:10.123456789Z".
-std::string now_rfc3339();
 
 // Replaces the values of sensitive options (--passphrase X, --token=X, ...) and
 // arguments that look like secrets with "***" (rule: docs/formats/audit-log.md).

@@ -12,6 +12,7 @@
 #include "classify/classify.h"
 #include "core/audit_log.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "migrate/migrate.h"
 #include "wipe/wipe.h"
 
@@ -112,7 +113,7 @@ ExitReport run_exit(const ExitOptions& o) {
   if (ec) throw Error(Errc::io, "cannot create the exit state directory", rep.state_dir.string(), ec.message(),
                       "set DLC_HOME to a writable directory");
   if (fs::exists(state_file, ec)) state = verify::read_json_file(state_file, "exit state");
-  auto save = [&] { verify::write_file_atomic(state_file, state.dump(2) + "\n", 0600); };
+  auto save = [&] { dlc::write_file_atomic(state_file, state.dump(2) + "\n", 0600, ParentDir::create); };
   auto audit_ev = [&](const std::string& outcome, const std::string& target, const json& d) {
     if (!o.audit) return;
     audit::Event ev;
@@ -299,7 +300,7 @@ ExitReport run_exit(const ExitOptions& o) {
       }
       if (ok) {
         st["wiped"] = true;
-        st["wiped_at"] = audit::now_rfc3339();
+        st["wiped_at"] = dlc::now_rfc3339();
         save();
       }
     }
@@ -317,7 +318,7 @@ ExitReport run_exit(const ExitOptions& o) {
               {"plan_sha256", plan_sha},
               {"erase_by", erase_by},
               {"destination", destination},
-              {"generated_at", audit::now_rfc3339()},
+              {"generated_at", dlc::now_rfc3339()},
               {"outcome", rep.outcome},
               {"within_deadline", today <= erase_by},
               {"datasets", out},
@@ -327,7 +328,7 @@ ExitReport run_exit(const ExitOptions& o) {
   verify::sign_document(doc, audit::HostKey::load_or_create(dlc_home()));
   rep.document = doc;
   rep.report_path = rep.state_dir / "exit-report.json";
-  verify::write_file_atomic(rep.report_path, doc.dump(2) + "\n");
+  dlc::write_file_atomic(rep.report_path, doc.dump(2) + "\n", 0644, ParentDir::create);
   audit_ev(rep.code == Errc::ok ? (all_done ? "ok" : rep.outcome) : "failed", tenant,
            {{"plan_sha256", plan_sha}, {"outcome", rep.outcome}, {"report", rep.report_path.string()}});
   return rep;

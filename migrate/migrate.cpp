@@ -12,6 +12,7 @@
 
 #include "core/audit_log.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/io_engine.h"
 #include "migrate/engine.h"
 #include "migrate/remote.h"
@@ -179,7 +180,7 @@ MigrateReport run_migrate(const MigrateOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   MigrateReport rep;
   rep.id = crypto::to_hex(crypto::random_bytes(8));
-  const std::string started_at = audit::now_rfc3339();
+  const std::string started_at = dlc::now_rfc3339();
   rep.source = parse_endpoint(o.source, true);
   if (rep.source.kind == Endpoint::Kind::remote)
     throw Error(Errc::usage, "the source must be local", o.source, {},
@@ -412,10 +413,10 @@ MigrateReport run_migrate(const MigrateOptions& o) {
         const backup::BackupResult br = backup::run_backup(bo);
         rep.backup = {{"repo", fs::absolute(*o.backup_repo).lexically_normal().string()},
                       {"snapshot", br.snapshot_id},
-                      {"taken_at", audit::now_rfc3339()},
+                      {"taken_at", dlc::now_rfc3339()},
                       {"files", br.files_new + br.files_changed + br.files_unmodified},
                       {"bytes", br.bytes_total}};
-        verify::write_file_atomic(record, rep.backup.dump(2) + "\n", 0600);
+        dlc::write_file_atomic(record, rep.backup.dump(2) + "\n", 0600, ParentDir::create);
         json d = target_details;
         d["backup"] = rep.backup;
         audit_event(o, "backed-up", src_abs + " -> " + dst_id, d);
@@ -498,7 +499,7 @@ MigrateReport run_migrate(const MigrateOptions& o) {
                 {"id", rep.id},
                 {"migration", rep.migration},
                 {"started_at", started_at},
-                {"finished_at", audit::now_rfc3339()},
+                {"finished_at", dlc::now_rfc3339()},
                 {"host", host_name()},
                 {"user", user_name()},
                 {"tool", std::string("dlc ") + DLC_VERSION},
@@ -541,9 +542,9 @@ MigrateReport run_migrate(const MigrateOptions& o) {
     rep.document = doc;
     rep.report_path = rep.state_dir / ("report-" + rep.id + ".json");
     const std::string text = doc.dump(2) + "\n";
-    verify::write_file_atomic(rep.report_path, text);
-    verify::write_file_atomic(rep.state_dir / "report.json", text);
-    if (!o.report_out.empty()) verify::write_file_atomic(o.report_out, text);
+    dlc::write_file_atomic(rep.report_path, text, 0644, ParentDir::create);
+    dlc::write_file_atomic(rep.state_dir / "report.json", text, 0644, ParentDir::create);
+    if (!o.report_out.empty()) dlc::write_file_atomic(o.report_out, text, 0644, ParentDir::create);
     journal.note({{"finished", rep.id}, {"outcome", rep.outcome}});
     return rep;
   } catch (const Error& e) {

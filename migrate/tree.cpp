@@ -92,7 +92,7 @@ class TreeMigrator {
       entries_ = std::move(walk);
       one_pass();
       r_.passes = pass;
-      journal_.note({{"pass", pass}, {"files_sent", r_.files_sent}, {"time", audit::now_rfc3339()}});
+      journal_.note({{"pass", pass}, {"files_sent", r_.files_sent}, {"time", dlc::now_rfc3339()}});
       if (pass >= passes && !o_.final_pass) break;
       // Another pass only if the source changed while this one ran.
       walk = verify::walk_tree(src_, o_.xattrs);
@@ -396,7 +396,7 @@ class TreeMigrator {
     r_.source.kind = "tree";
     r_.source.alg = o_.alg;
     r_.source.root = std::filesystem::absolute(src_).lexically_normal().string();
-    r_.source.created = audit::now_rfc3339();
+    r_.source.created = dlc::now_rfc3339();
     char host[256] = {};
     ::gethostname(host, sizeof host - 1);
     r_.source.host = host;

@@ -1,5 +1,5 @@
-// Manifest documents: JSON form, Merkle root, comparison, signed documents and
-// the atomic writer (docs/formats/manifest.md).
+// Manifest documents: JSON form, Merkle root, comparison and signed documents
+// (docs/formats/manifest.md).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +13,7 @@
 
 #include "core/audit_log.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "verify/verify.h"
 
 namespace dlc::verify {
@@ -23,46 +24,6 @@ namespace {
 
 constexpr const char* kTypeNames[] = {"file",    "dir",      "symlink", "fifo",
                                       "chardev", "blockdev", "socket",  "volume"};
-
-// Length of the valid UTF-8 sequence starting at s[i], 0 when invalid.
-std::size_t utf8_seq(std::string_view s, std::size_t i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  if (c < 0x80) return 1;
-  std::size_t n;
-  std::uint32_t cp;
-  if ((c & 0xE0) == 0xC0) {
-    n = 2;
-    cp = c & 0x1F;
-  } else if ((c & 0xF0) == 0xE0) {
-    n = 3;
-    cp = c & 0x0F;
-  } else if ((c & 0xF8) == 0xF0) {
-    n = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  for (std::size_t k = 1; k < n; ++k) {
-    const auto d = static_cast<unsigned char>(s[i + k]);
-    if ((d & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (d & 0x3F);
-  }
-  // Overlong forms, surrogates, beyond U+10FFFF.
-  if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000)) return 0;
-  if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
-  if (cp > 0x10FFFF) return 0;
-  return n;
-}
-
-bool valid_utf8(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const std::size_t n = utf8_seq(s, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
 
 std::string hex_of(std::string_view bytes) {
   return crypto::to_hex(crypto::as_bytes(bytes));
@@ -147,7 +108,7 @@ std::string printable(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (std::size_t i = 0; i < s.size();) {
-    const std::size_t n = utf8_seq(s, i);
+    const std::size_t n = utf8_sequence_length(s, i);
     const auto c = static_cast<unsigned char>(s[i]);
     if (n == 0 || c < 0x20 || c == 0x7F) {
       char buf[8];
@@ -370,7 +331,7 @@ void save_manifest(Manifest& m, const fs::path& path, const audit::HostKey* key)
     sign_document(doc, *key);
     m.signature = doc["signature"];
   }
-  write_file_atomic(path, audit::canonical_json(doc) + "\n", 0644);
+  write_file_atomic(path, audit::canonical_json(doc) + "\n", 0644, ParentDir::create);
 }
 
 Manifest load_manifest(const fs::path& path) {
@@ -566,47 +527,6 @@ SignatureCheck check_signature(const json& doc, const std::optional<crypto::Ed25
 }
 
 // ---- Files ------------------------------------------------------------------------------
-
-void write_file_atomic(const fs::path& path, std::string_view bytes, unsigned mode) {
-  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  std::string tmpl = (dir / ("." + path.filename().string() + ".dlc-tmp-XXXXXX")).string();
-  const int fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
-  if (fd < 0) throw_errno("cannot create a temporary file in", dir.string());
-  auto fail = [&](const char* what) {
-    const int err = errno;
-    ::close(fd);
-    ::unlink(tmpl.c_str());
-    throw_errno(what, path.string(), err);
-  };
-  if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) fail("cannot set permissions of");
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      fail("cannot write");
-    }
-    done += static_cast<std::size_t>(w);
-  }
-  if (::fsync(fd) != 0) fail("cannot sync");
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmpl.c_str());
-    throw_errno("cannot close", path.string(), err);
-  }
-  if (::rename(tmpl.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmpl.c_str());
-    throw_errno("cannot rename into place", path.string(), err);
-  }
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-}
 
 std::string read_text_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);

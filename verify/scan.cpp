@@ -329,12 +329,6 @@ HashedFile hash_file(const fs::path& path, crypto::HashAlg alg, bool no_cache, b
 
 namespace {
 
-std::string host_name() {
-  char buf[256] = {};
-  ::gethostname(buf, sizeof buf - 1);
-  return buf;
-}
-
 Manifest build_volume(const ScanOptions& o) {
   io::OpenOptions oo;
   oo.mode = io::OpenMode::read;
@@ -403,7 +397,7 @@ Manifest build_volume(const ScanOptions& o) {
   m.kind = "volume";
   m.alg = o.alg;
   m.root = o.root.string();
-  m.created = audit::now_rfc3339();
+  m.created = dlc::now_rfc3339();
   m.host = host_name();
   m.tool = std::string("dlc ") + DLC_VERSION;
   m.read_method = method;
@@ -434,7 +428,7 @@ Manifest build_manifest(const ScanOptions& o) {
   m.kind = "tree";
   m.alg = o.alg;
   m.root = fs::absolute(o.root).lexically_normal().string();
-  m.created = audit::now_rfc3339();
+  m.created = dlc::now_rfc3339();
   m.host = host_name();
   m.tool = std::string("dlc ") + DLC_VERSION;
   m.xattrs = o.xattrs;

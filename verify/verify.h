@@ -204,9 +204,6 @@ struct SignatureCheck {
 SignatureCheck check_signature(const nlohmann::json& doc,
                                const std::optional<crypto::Ed25519PublicKey>& pin);
 
-// Writes bytes to path atomically (temp file in the same directory, fsync,
-// rename, directory fsync), creating parent directories.
-void write_file_atomic(const fs::path& path, std::string_view bytes, unsigned mode = 0644);
 std::string read_text_file(const fs::path& path);  // throws Errc::io
 nlohmann::json read_json_file(const fs::path& path, const std::string& what);
 

@@ -21,17 +21,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string login_user() {
-  if (const passwd* pw = ::getpwuid(::getuid()); pw && pw->pw_name) return pw->pw_name;
-  return "uid " + std::to_string(::getuid());
-}
-
-std::string host_name() {
-  char buf[256] = {0};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
-  return buf;
-}
-
 const char* kSignedPrefix = "dlc-certificate/1\n";
 
 }  // namespace
@@ -42,14 +31,14 @@ fs::path certificate_dir(const WipeOptions& opts) {
 
 json build_certificate(const CertificateInput& in, const WipeOptions& opts) {
   const CertificateFields& f = opts.cert;
-  json performer = {{"name", f.operator_name.empty() ? login_user() : f.operator_name},
+  json performer = {{"name", f.operator_name.empty() ? user_name() : f.operator_name},
                     {"title", f.operator_title},
                     {"organisation", f.organisation},
                     {"location", f.location},
                     {"contact", f.contact},
                     {"host", host_name()},
                     {"uid", static_cast<std::uint64_t>(::getuid())},
-                    {"login", login_user()}};
+                    {"login", user_name()}};
   json media = in.media;
   // App. G names make, model and serial for every medium; they stay empty
   // (not applicable or unknown) for files, directories and free space.
@@ -97,7 +86,7 @@ json build_certificate(const CertificateInput& in, const WipeOptions& opts) {
       {"outcome", in.outcome},
       {"warnings", in.warnings},
       {"audit", in.audit},
-      {"issued_at", util::now_rfc3339()},
+      {"issued_at", now_rfc3339(3)},
   };
   if (!in.replica.is_null()) cert["replica"] = in.replica;
   return cert;
@@ -124,8 +113,8 @@ std::pair<fs::path, fs::path> write_certificate(const json& cert, const fs::path
   const std::string id = cert.at("id").get<std::string>();
   fs::path jp = dir / (id + ".cert.json");
   fs::path hp = dir / (id + ".cert.html");
-  util::atomic_write(jp, certificate_file_text(cert), 0644);
-  util::atomic_write(hp, render_certificate_html(cert), 0644);
+  write_file_atomic(jp, certificate_file_text(cert), 0644, ParentDir::create);
+  write_file_atomic(hp, render_certificate_html(cert), 0644, ParentDir::create);
   return {jp, hp};
 }
 

@@ -144,7 +144,7 @@ void run_device(DeviceJob& job, const WipeOptions& opts, JobAudit& audit) {
                    {"phase", d.phase},
                    {"last_checkpoint_at", d.updated_at},
                    {"interrupted_pid", d.pid},
-                   {"resumed_at", util::now_rfc3339()}};
+                   {"resumed_at", now_rfc3339(3)}};
       d.interruptions.push_back(intr);
       journal.save();
       rep.evidence["resumed"] = intr;
@@ -206,7 +206,7 @@ void run_device(DeviceJob& job, const WipeOptions& opts, JobAudit& audit) {
     if (job.choice) in.evidence.extra["method_choice"] = job.choice->to_json();
     in.outcome = rep.outcome;
     in.started_at = d.started_at;
-    in.finished_at = util::now_rfc3339();
+    in.finished_at = now_rfc3339(3);
     in.interruptions = d.interruptions;
     in.warnings = job.warnings;
     bool any_random = false;
@@ -284,7 +284,7 @@ void run_purge(DeviceJob& job, const WipeOptions& opts, JobAudit& audit) {
   const nvme::Technique t = *choice.technique;
   const std::string command = "wipe device";
   const std::string cert_id = util::random_uuid();
-  const std::string started = util::now_rfc3339();
+  const std::string started = now_rfc3339(3);
   try {
     nlohmann::json started_link = audit.record(
         command, job.path, "started",
@@ -382,7 +382,7 @@ void run_purge(DeviceJob& job, const WipeOptions& opts, JobAudit& audit) {
     in.evidence.extra["started_audit"] = started_link;
     in.outcome = rep.outcome;
     in.started_at = started;
-    in.finished_at = util::now_rfc3339();
+    in.finished_at = now_rfc3339(3);
     in.warnings = job.warnings;
     issue_certificate(in, opts, audit, command, ev.verification_passed ? "ok" : "failed", rep);
   } catch (const std::exception& e) {
@@ -511,7 +511,7 @@ void add_purge_members(DeviceJob& job) {
 JobReport wipe_devices(const std::vector<std::string>& devices, const WipeOptions& opts) {
   JobReport report;
   report.command = "wipe device";
-  report.started_at = util::now_rfc3339();
+  report.started_at = now_rfc3339(3);
   if (devices.empty())
     throw Error(Errc::usage, "no device given", {}, {}, "name one or more block devices");
   JobAudit audit(opts);
@@ -639,7 +639,7 @@ JobReport wipe_devices(const std::vector<std::string>& devices, const WipeOption
           SecureBuffer seed = draw_job_seed(opts);
           d.seed_hex = crypto::to_hex(seed.span());
           d.certificate_id = util::random_uuid();
-          d.started_at = util::now_rfc3339();
+          d.started_at = now_rfc3339(3);
           job->journal.emplace(jp, std::move(d));
         }
       }
@@ -713,7 +713,7 @@ JobReport wipe_devices(const std::vector<std::string>& devices, const WipeOption
       report.targets.push_back(std::move(t));
     }
     report.code = worst(report.targets);
-    report.finished_at = util::now_rfc3339();
+    report.finished_at = now_rfc3339(3);
     return report;
   }
 
@@ -810,7 +810,7 @@ JobReport wipe_devices(const std::vector<std::string>& devices, const WipeOption
   }
   for (auto& job : jobs) report.targets.push_back(std::move(job->report));
   report.code = worst(report.targets);
-  report.finished_at = util::now_rfc3339();
+  report.finished_at = now_rfc3339(3);
   return report;
 }
 

@@ -85,10 +85,10 @@ void remove_name(const fs::path& path, bool is_dir) {
     tmp.clear();
   }
   if (tmp.empty()) tmp = path;
-  util::fsync_dir(dir);
+  fsync_dir(dir);
   if ((is_dir ? ::rmdir(tmp.c_str()) : ::unlink(tmp.c_str())) != 0)
     throw_errno(is_dir ? "cannot remove directory" : "cannot unlink", path.string());
-  util::fsync_dir(dir);
+  fsync_dir(dir);
 }
 
 // remove_name for many entries of one directory: all renamed, one fsync, all
@@ -107,11 +107,11 @@ void remove_names(const fs::path& dir, const std::vector<std::pair<std::string, 
     }
     renamed.emplace_back(to.empty() ? from : to, is_dir);
   }
-  util::fsync_dir(dir);
+  fsync_dir(dir);
   for (const auto& [p, is_dir] : renamed)
     if ((is_dir ? ::rmdir(p.c_str()) : ::unlink(p.c_str())) != 0)
       throw_errno(is_dir ? "cannot remove directory" : "cannot unlink", p.string());
-  util::fsync_dir(dir);
+  fsync_dir(dir);
 }
 
 struct FileResult {
@@ -217,7 +217,7 @@ TargetReport wipe_one_file(Job& job, const std::string& p) {
   TargetReport rep;
   rep.kind = "file";
   rep.path = p;
-  const std::string started = util::now_rfc3339();
+  const std::string started = now_rfc3339(3);
   try {
     struct stat st {};
     if (::lstat(p.c_str(), &st) != 0) throw_errno("cannot find", p);
@@ -260,7 +260,7 @@ TargetReport wipe_one_file(Job& job, const std::string& p) {
     in.media = rep.identity;
     in.evidence = fr.ev;
     in.outcome = rep.outcome;
-    in.finished_at = util::now_rfc3339();
+    in.finished_at = now_rfc3339(3);
     in.warnings = rep.warnings;
     in.evidence.extra["assurance"] = fr.facts.assurance();
     issue_certificate(in, job.opts, job.audit, "wipe file", rep.code == Errc::ok ? "ok" : "failed", rep);
@@ -395,7 +395,7 @@ bool is_mountpoint(const std::string& path) {
 JobReport wipe_files(const std::vector<std::string>& paths, const WipeOptions& opts) {
   JobReport report;
   report.command = "wipe file";
-  report.started_at = util::now_rfc3339();
+  report.started_at = now_rfc3339(3);
   if (paths.empty()) throw Error(Errc::usage, "no file given");
   Job job(opts);
   for (const auto& p : paths) {
@@ -403,14 +403,14 @@ JobReport wipe_files(const std::vector<std::string>& paths, const WipeOptions& o
     if (report.targets.back().code == Errc::interrupted) break;
   }
   report.code = worst(report.targets);
-  report.finished_at = util::now_rfc3339();
+  report.finished_at = now_rfc3339(3);
   return report;
 }
 
 JobReport wipe_dir(const std::string& path, const WipeOptions& opts) {
   JobReport report;
   report.command = "wipe dir";
-  report.started_at = util::now_rfc3339();
+  report.started_at = now_rfc3339(3);
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) throw_errno("cannot find", path);
   if (S_ISLNK(st.st_mode))
@@ -426,7 +426,7 @@ JobReport wipe_dir(const std::string& path, const WipeOptions& opts) {
   TargetReport rep;
   rep.kind = "directory";
   rep.path = path;
-  const std::string started = util::now_rfc3339();
+  const std::string started = now_rfc3339(3);
   DirStats s;
   try {
     job.audit.record("wipe dir", path, "started", {{"plan", job.plan.to_json()}});
@@ -474,7 +474,7 @@ JobReport wipe_dir(const std::string& path, const WipeOptions& opts) {
     in.evidence.extra = {{"files", s.files}, {"assurance", s.worst_assurance},
                          {"entries_not_wiped", s.problems.size()}};
     in.outcome = rep.outcome;
-    in.finished_at = util::now_rfc3339();
+    in.finished_at = now_rfc3339(3);
     in.warnings = rep.warnings;
     if (rep.outcome != "interrupted")
       issue_certificate(in, opts, job.audit, "wipe dir", rep.code == Errc::ok ? "ok" : "failed", rep);
@@ -485,14 +485,14 @@ JobReport wipe_dir(const std::string& path, const WipeOptions& opts) {
   }
   report.targets.push_back(std::move(rep));
   report.code = worst(report.targets);
-  report.finished_at = util::now_rfc3339();
+  report.finished_at = now_rfc3339(3);
   return report;
 }
 
 JobReport wipe_free_space(const std::string& mountpoint, const WipeOptions& opts) {
   JobReport report;
   report.command = "wipe free-space";
-  report.started_at = util::now_rfc3339();
+  report.started_at = now_rfc3339(3);
   struct stat st {};
   if (::stat(mountpoint.c_str(), &st) != 0) throw_errno("cannot find", mountpoint);
   if (!S_ISDIR(st.st_mode) || !is_mountpoint(mountpoint))
@@ -502,7 +502,7 @@ JobReport wipe_free_space(const std::string& mountpoint, const WipeOptions& opts
   TargetReport rep;
   rep.kind = "free-space";
   rep.path = mountpoint;
-  const std::string started = util::now_rfc3339();
+  const std::string started = now_rfc3339(3);
   const fs::path dir = fs::path(mountpoint) / (".dlc-free-space-" + util::random_name(8));
   std::uint64_t filled = 0, files = 0, written = 0, verified_bytes = 0;
   bool verified = true;
@@ -602,7 +602,7 @@ JobReport wipe_free_space(const std::string& mountpoint, const WipeOptions& opts
   std::error_code ec;
   fs::remove_all(dir, ec);
   try {
-    util::fsync_dir(mountpoint);
+    fsync_dir(mountpoint);
   } catch (const std::exception&) {
   }
   rep.identity = {{"mountpoint", mountpoint}, {"filesystem", facts.to_json()}};
@@ -630,7 +630,7 @@ JobReport wipe_free_space(const std::string& mountpoint, const WipeOptions& opts
       in.evidence.bytes_written = written;
       in.evidence.extra = {{"bytes_filled", filled}, {"assurance", facts.assurance()}};
       in.outcome = rep.outcome;
-      in.finished_at = util::now_rfc3339();
+      in.finished_at = now_rfc3339(3);
       in.warnings = rep.warnings;
       issue_certificate(in, opts, job.audit, "wipe free-space", rep.code == Errc::ok ? "ok" : "failed", rep);
     } catch (const std::exception& e) {
@@ -644,7 +644,7 @@ JobReport wipe_free_space(const std::string& mountpoint, const WipeOptions& opts
   }
   report.targets.push_back(std::move(rep));
   report.code = worst(report.targets);
-  report.finished_at = util::now_rfc3339();
+  report.finished_at = now_rfc3339(3);
   return report;
 }
 

@@ -88,9 +88,9 @@ std::optional<Journal> Journal::load(const fs::path& path) {
 Journal::Journal(fs::path path, JournalData data) : path_(std::move(path)), data_(std::move(data)) {}
 
 void Journal::save() {
-  data_.updated_at = util::now_rfc3339();
+  data_.updated_at = now_rfc3339(3);
   data_.pid = static_cast<long>(::getpid());
-  util::atomic_write(path_, data_.to_json().dump(2) + "\n", 0600);
+  write_file_atomic(path_, data_.to_json().dump(2) + "\n", 0600, ParentDir::create);
 }
 
 void Journal::checkpoint(unsigned pass, std::uint64_t offset, const std::string& phase) {
@@ -104,7 +104,7 @@ void Journal::remove() {
   std::error_code ec;
   fs::remove(path_, ec);
   if (ec) throw Error(Errc::io, "cannot remove wipe journal", path_.string(), ec.message());
-  util::fsync_dir(path_.parent_path());
+  fsync_dir(path_.parent_path());
 }
 
 }  // namespace dlc::wipe

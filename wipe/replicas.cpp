@@ -62,12 +62,6 @@ class DestructionRecordMethod final : public EraseMethod {
 const std::vector<std::string> kDestroyMethods = {"shred",      "disintegrate", "pulverize",
                                                   "incinerate", "melt",         "degauss"};
 
-std::string local_host() {
-  char buf[256] = {0};
-  ::gethostname(buf, sizeof buf - 1);
-  return buf;
-}
-
 }  // namespace
 
 std::unique_ptr<EraseMethod> make_destruction_record(const std::string& method,
@@ -78,7 +72,7 @@ std::unique_ptr<EraseMethod> make_destruction_record(const std::string& method,
 JobReport wipe_replicas(const fs::path& list, const WipeOptions& opts) {
   JobReport report;
   report.command = "wipe replicas";
-  report.started_at = util::now_rfc3339();
+  report.started_at = now_rfc3339(3);
   json doc;
   {
     std::ifstream in(list);
@@ -121,8 +115,8 @@ JobReport wipe_replicas(const fs::path& list, const WipeOptions& opts) {
   set.kind = "replica-set";
   set.path = list.string();
   set.id = dataset;
-  const std::string started = util::now_rfc3339();
-  const std::string me = local_host();
+  const std::string started = now_rfc3339(3);
+  const std::string me = host_name();
   json accounts = json::array();
   std::size_t wiped = 0, failed = 0, unreachable = 0;
   for (const auto& r : doc["replicas"]) {
@@ -202,7 +196,7 @@ JobReport wipe_replicas(const fs::path& list, const WipeOptions& opts) {
     in.evidence.extra = set.evidence;
     in.outcome = all ? "sanitized" : "failed";
     in.started_at = started;
-    in.finished_at = util::now_rfc3339();
+    in.finished_at = now_rfc3339(3);
     in.replica = {{"dataset", dataset}, {"replicas", accounts}};
     issue_certificate(in, o, audit, "wipe replicas", all ? "ok" : "failed", set);
   } catch (const std::exception& e) {
@@ -210,14 +204,14 @@ JobReport wipe_replicas(const fs::path& list, const WipeOptions& opts) {
   }
   report.targets.push_back(std::move(set));
   report.code = worst(report.targets);
-  report.finished_at = util::now_rfc3339();
+  report.finished_at = now_rfc3339(3);
   return report;
 }
 
 JobReport record_destruction(const DestructionRecord& rec, const WipeOptions& opts) {
   JobReport report;
   report.command = "wipe record-destruction";
-  report.started_at = util::now_rfc3339();
+  report.started_at = now_rfc3339(3);
   if (std::find(kDestroyMethods.begin(), kDestroyMethods.end(), rec.method) == kDestroyMethods.end())
     throw Error(Errc::usage, "bad or missing --method", "'" + rec.method + "'", {},
                 "use shred, disintegrate, pulverize, incinerate, melt or degauss");
@@ -260,7 +254,7 @@ JobReport record_destruction(const DestructionRecord& rec, const WipeOptions& op
   rep.identity = media;
   rep.outcome = "destroyed";
   rep.evidence = {{"method", rec.method}, {"details", rec.details}, {"location", rec.location},
-                  {"date", rec.date.empty() ? util::now_rfc3339() : rec.date},
+                  {"date", rec.date.empty() ? now_rfc3339(3) : rec.date},
                   {"category", std::string(category_name(method->category()))}};
   if (opts.cert.witness.empty())
     rep.warnings.push_back("no witness recorded: NIST SP 800-88 recommends a second person to "
@@ -291,7 +285,7 @@ JobReport record_destruction(const DestructionRecord& rec, const WipeOptions& op
   issue_certificate(in, o, audit, "wipe record-destruction", "ok", rep);
   report.targets.push_back(std::move(rep));
   report.code = Errc::ok;
-  report.finished_at = util::now_rfc3339();
+  report.finished_at = now_rfc3339(3);
   return report;
 }
 

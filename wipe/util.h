@@ -1,5 +1,6 @@
-// Small helpers shared by the wipe sources (internal to wipe/): atomic file
-// writes, time stamps, random names and ids, sysfs reads.
+// Small helpers shared by the wipe sources (internal to wipe/): random names
+// and ids, sysfs reads, sizes. Atomic writes and time stamps are core/fs.h and
+// core/text.h (included here for every wipe source).
 #pragma once
 
 #include <cstdint>
@@ -8,19 +9,10 @@
 #include <string>
 #include <string_view>
 
+#include "core/fs.h"
+#include "core/text.h"
+
 namespace dlc::wipe::util {
-
-// Writes content to path atomically: a temporary file in the same directory
-// (created with mode), fsync, rename over path, fsync the directory. Creates
-// the directory (0700) if needed.
-void atomic_write(const std::filesystem::path& path, std::string_view content,
-                  unsigned mode = 0600);
-
-// fsync of a directory (after a rename or unlink in it).
-void fsync_dir(const std::filesystem::path& dir);
-
-// RFC 3339 UTC time with milliseconds, e.g. 2026-11-25T12:52:53.123Z.
-std::string now_rfc3339();
 
 // A random identifier in UUID version 4 form.
 std::string random_uuid();
