@@ -51,19 +51,28 @@ int receive(Context& ctx, const std::vector<std::string>& args) {
       "certificate authentication. Everything lands below --root (paths that would leave it are "
       "refused). Every chunk arrives with its hash and is checked before it is written; committed "
       "files are re-read from storage. The receiver attests --region/--site to senders, signed with "
-      "its host key ($DLC_HOME/host-key.pem), so their residency policy can check where data goes.\n"
+      "its host key ($DLC_HOME/host-key.pem), so their residency policy can check where data goes. "
+      "Volumes (a sender's block device or image) land as image files below --root "
+      "(dlc://HOST:PORT/dir/name.img), or on a device named with --allow-device "
+      "(dlc://HOST:PORT//dev/NAME), claimed exclusively; each chunk is written, synced and re-read "
+      "from storage.\n"
       "Exit codes: 0 stopped cleanly (or --once session ok); 2 usage; 4 I/O; 5 peer refused (--once).";
   spec.options.add_options()
       ("listen", po::value<std::string>(&o.listen)->value_name("HOST:PORT"), "address to listen on (port 0: any free port)")
       ("root", po::value<std::string>(&root)->value_name("DIR"), "directory everything is received into")
       ("region", po::value<std::string>(&o.region)->value_name("REGION"), "region this receiver stores data in (attested)")
       ("site", po::value<std::string>(&o.site)->value_name("SITE"), "site / data centre (attested)")
+      ("allow-device", po::value<std::vector<std::string>>(&o.allowed_devices)->value_name("DEV"),
+       "let senders write a volume to this block device (dlc://HOST:PORT//dev/NAME); repeatable. "
+       "Without it volumes land only as image files below --root")
       ("once", po::bool_switch(&o.once), "exit after one session")
       ("threads", po::value<unsigned>(&o.threads)->value_name("N"), "re-read threads")
       ("port-file", po::value<std::string>(&port_file)->value_name("FILE"), "write the port listened on to FILE");
   tls_options(spec.options, o.tls);
   spec.examples =
       "  dlc migrate receive --listen 0.0.0.0:7443 --root /srv/incoming --region cn-north-1 \\\n"
+      "      --tls-cert recv.pem --tls-key recv.key --tls-ca tenant-ca.pem\n"
+      "  dlc migrate receive --listen 0.0.0.0:7443 --root /srv/incoming --allow-device /dev/disk/by-id/nvme-X \\\n"
       "      --tls-cert recv.pem --tls-key recv.key --tls-ca tenant-ca.pem\n";
   po::variables_map vm;
   if (!parse_command(ctx, "migrate receive", spec, args, vm)) return 0;
@@ -200,7 +209,8 @@ int cmd_migrate(Context& ctx, const std::vector<std::string>& args) {
       "  dlc migrate /data /mnt/new --verify\n"
       "  dlc migrate /data /mnt/new --verify --policy residency.json --labels labels.json --dest-region cn-north-1\n"
       "  dlc migrate /dev/vdb /dev/vdc --verify\n"
-      "  dlc migrate /data dlc://10.0.0.5:7443/tenant42 --verify --tls-cert c.pem --tls-key c.key --tls-ca ca.pem\n";
+      "  dlc migrate /data dlc://10.0.0.5:7443/tenant42 --verify --tls-cert c.pem --tls-key c.key --tls-ca ca.pem\n"
+      "  dlc migrate /dev/vdb dlc://10.0.0.5:7443/vols/db.img --verify --tls-cert c.pem --tls-key c.key --tls-ca ca.pem\n";
   po::variables_map vm;
   if (!parse_command(ctx, "migrate", spec, args, vm)) return 0;
   if (o.source.empty() || o.destination.empty())

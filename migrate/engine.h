@@ -62,8 +62,15 @@ struct VolumeResult {
   std::optional<verify::Manifest> dest;
   std::optional<verify::Comparison> comparison;
   std::uint64_t chunks_sent = 0, bytes_sent = 0, chunks_skipped = 0;
+  std::vector<verify::Difference> copy_failures;  // chunks whose re-read at the receiver differed
 };
 VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, const std::string& dst,
                             Journal& journal);
+
+class RemoteVolume;
+// To a remote receiver: chunks hashed while read, sent with their hash,
+// journalled once the receiver re-read them from its storage and they matched.
+VolumeResult migrate_volume_remote(const MigrateOptions& o, const std::string& src, RemoteVolume& dst,
+                                   Journal& journal);
 
 }  // namespace dlc::migrate

@@ -188,9 +188,6 @@ MigrateReport run_migrate(const MigrateOptions& o) {
   rep.destination = parse_endpoint(o.destination, false);
   const bool volume = rep.source.kind == Endpoint::Kind::volume;
   const bool remote = rep.destination.kind == Endpoint::Kind::remote;
-  if (volume && remote)
-    throw Error(Errc::usage, "volume migration to a remote receiver is not supported yet", o.destination, {},
-                "migrate the volume to an image or device on a host that can reach both");
   struct stat dst_st{};
   const bool dst_exists = !remote && ::stat(o.destination.c_str(), &dst_st) == 0;
   if (!remote && !volume && dst_exists && !S_ISDIR(dst_st.st_mode))
@@ -261,10 +258,13 @@ MigrateReport run_migrate(const MigrateOptions& o) {
     // ---- The destination and where it is --------------------------------------------
     LocalOptions lo{o.alg, o.threads, o.xattrs, o.sparse};
     std::unique_ptr<Destination> dest;
-    if (remote) dest = make_remote_destination(rep.destination, o);
+    std::unique_ptr<RemoteVolume> rvol;  // a volume to a remote receiver
+    if (remote && volume) rvol = make_remote_volume(rep.destination, o);
+    else if (remote) dest = make_remote_destination(rep.destination, o);
     else if (!volume) dest = make_local_destination(o.destination, lo);
     DestInfo info;
     if (dest) info = dest->info();
+    if (rvol) info.attestation = rvol->info().attestation;
     std::string region = o.dest_region, site = o.dest_site, region_source = o.dest_region.empty() ? "" : "--dest-region";
     if (remote) {
       const json& a = info.attestation;
@@ -335,6 +335,15 @@ MigrateReport run_migrate(const MigrateOptions& o) {
     if (volume && dst_exists && S_ISREG(dst_st.st_mode) && dst_st.st_size > 0 && !ours)
       return refuse("the destination image exists and was not written by this migration",
                     {{"hint", "choose a new image path or a device"}});
+    if (rvol) {
+      const RemoteVolumeInfo& rv = rvol->info();
+      if (!rv.device && rv.exists && rv.size > 0 && !ours)
+        return refuse("the destination image exists at the receiver and was not written by this migration",
+                      {{"target", rv.target}, {"hint", "choose a new image path"}});
+      if (rv.device && rv.size < files.front().size)
+        return refuse("the receiver's device is smaller than the source",
+                      {{"target", rv.target}, {"device_bytes", rv.size}, {"source_bytes", files.front().size}});
+    }
     const json header = {{"source", src_abs}, {"destination", dst_id}, {"hash", crypto::hash_name(o.alg)},
                          {"kind", kind}};
     {
@@ -363,6 +372,18 @@ MigrateReport run_migrate(const MigrateOptions& o) {
       auto [bps, rtt] = dest->measure_link();
       rep.preflight.link_bps = bps;
       rep.preflight.rtt_ms = rtt;
+    } else if (rvol) {
+      const RemoteVolumeInfo& rv = rvol->info();
+      if (rv.device) {
+        rep.preflight.space_ok = true;  // the device is at least as large (checked above)
+      } else {
+        rep.preflight.dest_free = rv.free_bytes;
+        rep.preflight.space_ok = rv.free_bytes >= rep.preflight.bytes_to_send;
+      }
+      rep.preflight.write_bps = rvol->measure_write_bps(8u << 20);
+      auto [bps, rtt] = rvol->measure_link();
+      rep.preflight.link_bps = bps;
+      rep.preflight.rtt_ms = rtt;
     } else {
       rep.preflight.space_ok = true;  // checked against the device size by the engine
     }
@@ -388,6 +409,7 @@ MigrateReport run_migrate(const MigrateOptions& o) {
       d["preflight"] = rep.preflight.to_json();
       audit_event(o, "dry-run", src_abs + " -> " + dst_id, d);
       if (dest) dest->close();
+      if (rvol) rvol->close();
       rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       return rep;
     }
@@ -430,7 +452,15 @@ MigrateReport run_migrate(const MigrateOptions& o) {
     std::optional<verify::Manifest> dest_m;
     std::optional<verify::Comparison> cmp;
     if (volume) {
-      VolumeResult vr = migrate_volume(o, o.source, o.destination, journal);
+      VolumeResult vr = rvol ? migrate_volume_remote(o, o.source, *rvol, journal)
+                             : migrate_volume(o, o.source, o.destination, journal);
+      if (rvol) rvol->close();
+      if (!vr.comparison && !vr.copy_failures.empty()) {
+        verify::Comparison c;
+        c.ok = false;
+        c.differences = vr.copy_failures;
+        vr.comparison = c;
+      }
       rep.files_sent = vr.chunks_sent;
       rep.files_skipped = vr.chunks_skipped;
       rep.bytes_sent = vr.bytes_sent;

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -143,6 +144,9 @@ struct MigrateOptions {
   // after the copy, before verification; and after each committed batch.
   std::function<void(const fs::path&)> before_verify;
   std::function<void(std::uint64_t files_committed)> after_commit;
+  // Called with every volume chunk after it was hashed and before it is sent
+  // to a remote receiver (to damage it in transit).
+  std::function<void(std::uint64_t offset, std::span<std::uint8_t> chunk)> tamper_in_transit;
 };
 
 struct Preflight {
@@ -185,6 +189,9 @@ struct ReceiverOptions {
   std::string region, site;             // attested to senders (signed with the host key)
   bool once = false;                    // exit after one session
   unsigned threads = 0;
+  // Block devices a sender may write a volume to (dlc://HOST:PORT//dev/NAME);
+  // everything else a sender names lands below root.
+  std::vector<std::string> allowed_devices;
   audit::AuditLog* audit = nullptr;
   std::vector<std::string> command_line;
   std::function<void(std::uint16_t port)> on_listening;

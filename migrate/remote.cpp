@@ -18,6 +18,7 @@
 #include <openssl/x509v3.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -297,9 +298,12 @@ void check_reply(const json& r, const std::string& peer) {
 
 // ---- The client side --------------------------------------------------------------
 
-class RemoteDestination final : public Destination {
+// A connected, mutually authenticated link to a receiver: TLS handshake, the
+// receiver's name and pins checked, `hello` sent and its signed attestation
+// checked (fresh nonce, bound to the receiver's TLS certificate).
+class Link {
  public:
-  RemoteDestination(const Endpoint& ep, const MigrateOptions& o) : ep_(ep), o_(o) {
+  Link(const Endpoint& ep, const MigrateOptions& o, json hello) : o_(o) {
     ctx_ = make_ctx(o.tls, false);
     const int fd = connect_tcp(ep.host, ep.port);
     SSL* ssl = SSL_new(ctx_.get());
@@ -321,34 +325,44 @@ class RemoteDestination final : public Destination {
                   "check --tls-ca (the receiver's certificate must chain to it and name the host)");
     peer_fp_ = check_peer(ssl, o.tls, "the receiver");
     const std::string nonce = crypto::to_hex(crypto::random_bytes(16));
-    json r = call({{"op", "hello"},
-                   {"version", 1},
-                   {"path", ep.path},
-                   {"hash", std::string(crypto::hash_name(o.alg))},
-                   {"xattrs", o.xattrs},
-                   {"sparse", o.sparse},
-                   {"nonce", nonce}});
-    info_.exists = r.value("exists", false);
-    info_.empty = r.value("empty", true);
-    info_.free_bytes = r.value("free", std::uint64_t{0});
-    info_.attestation = r.value("attestation", json());
+    hello["op"] = "hello";
+    hello["version"] = 1;
+    hello["path"] = ep.path;
+    hello["hash"] = std::string(crypto::hash_name(o.alg));
+    hello["nonce"] = nonce;
+    hello_ = call(hello);
+    attestation_ = hello_.value("attestation", json());
     check_attestation(nonce);
   }
 
-  ~RemoteDestination() override {
+  const json& hello_reply() const { return hello_; }
+  const json& attestation() const { return attestation_; }
+  const std::string& peer() const { return conn_->peer(); }
+
+  // One request, one reply (an error reply throws, with the receiver's exit code).
+  json call(const json& req, crypto::ByteView payload = {}, std::string* reply_payload = nullptr) {
+    std::lock_guard<std::mutex> lk(mu_);
+    conn_->send(req, payload);
+    json r;
+    std::string p;
+    if (!conn_->recv(r, p)) throw Error(Errc::io, "the receiver closed the connection", conn_->peer());
+    check_reply(r, conn_->peer());
+    if (reply_payload) *reply_payload = std::move(p);
+    return r;
+  }
+  // A one-way frame (a failure comes back with the next request's reply).
+  void send(const json& header, crypto::ByteView payload = {}) {
+    std::lock_guard<std::mutex> lk(mu_);
+    conn_->send(header, payload);
+  }
+  json parse(const std::string& payload) const {
     try {
-      close();
-    } catch (...) {
+      return json::parse(payload);
+    } catch (const json::exception&) {
+      throw Error(Errc::io, "protocol error from", conn_->peer(), "reply payload is not JSON");
     }
   }
-
-  DestInfo info() override { return info_; }
-
-  double measure_write_bps(std::uint64_t bytes) override {
-    return call({{"op", "measure_write"}, {"bytes", bytes}}).value("bps", 0.0);
-  }
-
-  std::pair<double, double> measure_link() override {
+  std::pair<double, double> measure_link() {
     using clock = std::chrono::steady_clock;
     auto t0 = clock::now();
     for (int i = 0; i < 5; ++i) call({{"op", "ping"}});
@@ -361,84 +375,15 @@ class RemoteDestination final : public Destination {
     const double s = std::chrono::duration<double>(clock::now() - t0).count();
     return {s > 0 ? static_cast<double>(2 * blob.size()) / s : 0, rtt};
   }
-
-  void prepare() override { call({{"op", "prepare"}}); }
-
-  std::vector<verify::Entry> list() override {
-    std::string payload;
-    call({{"op", "list"}}, {}, &payload);
-    std::vector<verify::Entry> out;
-    for (const auto& e : parse(payload)) out.push_back(verify::entry_from_json(e));
-    return out;
-  }
-
-  void remove(const std::string& rel) override { call(with_path({{"op", "remove"}}, "path", rel)); }
-  void make_dir(const std::string& rel) override { call(with_path({{"op", "mkdir"}}, "path", rel)); }
-  void make_node(const verify::Entry& e) override { call({{"op", "node"}, {"entry", verify::to_json(e)}}); }
-  void make_link(const std::string& rel, const std::string& existing) override {
-    json j = with_path({{"op", "link"}}, "path", rel);
-    verify::put_bytes(j, "existing", existing);
-    call(j);
-  }
-  void set_meta(const verify::Entry& e) override { call({{"op", "meta"}, {"entry", verify::to_json(e)}}); }
-
-  void file_begin(std::uint32_t slot, const verify::Entry& e) override {
-    std::lock_guard<std::mutex> lk(mu_);
-    conn_->send({{"op", "fbegin"}, {"slot", slot}, {"entry", verify::to_json(e)}});
-  }
-  void file_data(std::uint32_t slot, std::uint64_t offset, crypto::ByteView data) override {
-    const std::string h = crypto::to_hex(crypto::hash(o_.alg, data));
-    std::lock_guard<std::mutex> lk(mu_);
-    conn_->send({{"op", "fdata"}, {"slot", slot}, {"offset", offset}, {"h", h}}, data);
-  }
-  void file_end(std::uint32_t slot, const verify::Entry& e) override {
-    std::lock_guard<std::mutex> lk(mu_);
-    conn_->send({{"op", "fend"}, {"slot", slot}, {"entry", verify::to_json(e)}});
-  }
-  void commit(bool reread) override { call({{"op", "commit"}, {"reread", reread}}); }
-  std::vector<Committed> results(bool wait) override {
-    std::string payload;
-    call({{"op", "results"}, {"wait", wait}}, {}, &payload);
-    std::vector<Committed> out;
-    for (const auto& c : parse(payload))
-      out.push_back({verify::get_bytes(c, "path"), c.value("hash", std::string()), c.value("error", std::string())});
-    return out;
-  }
-  verify::Manifest scan() override {
-    std::string payload;
-    call({{"op", "scan"}}, {}, &payload);
-    return verify::manifest_from_json(parse(payload));
-  }
-  void close() override {
-    if (!conn_ || closed_) return;
+  void bye() {
+    if (closed_) return;
     closed_ = true;
     call({{"op", "bye"}});
   }
 
  private:
-  static json with_path(json j, const char* key, const std::string& rel) {
-    verify::put_bytes(j, key, rel);
-    return j;
-  }
-  json parse(const std::string& payload) {
-    try {
-      return json::parse(payload);
-    } catch (const json::exception&) {
-      throw Error(Errc::io, "protocol error from", conn_->peer(), "reply payload is not JSON");
-    }
-  }
-  json call(const json& req, crypto::ByteView payload = {}, std::string* reply_payload = nullptr) {
-    std::lock_guard<std::mutex> lk(mu_);
-    conn_->send(req, payload);
-    json r;
-    std::string p;
-    if (!conn_->recv(r, p)) throw Error(Errc::io, "the receiver closed the connection", conn_->peer());
-    check_reply(r, conn_->peer());
-    if (reply_payload) *reply_payload = std::move(p);
-    return r;
-  }
   void check_attestation(const std::string& nonce) {
-    const json& a = info_.attestation;
+    const json& a = attestation_;
     if (!a.is_object()) throw Error(Errc::auth, "the receiver sent no attestation", conn_->peer());
     std::optional<crypto::Ed25519PublicKey> pin;
     if (!o_.attestation_key.empty()) pin = audit::load_public_key(o_.attestation_key);
@@ -449,17 +394,152 @@ class RemoteDestination final : public Destination {
       throw Error(Errc::auth, "the receiver's attestation is not fresh", conn_->peer(), "nonce mismatch");
     if (a.value("tls_cert_sha256", std::string()) != peer_fp_.first)
       throw Error(Errc::auth, "the receiver's attestation is bound to another TLS certificate", conn_->peer());
-    info_.attestation["key_fingerprint"] = c.key_fingerprint;
+    attestation_["key_fingerprint"] = c.key_fingerprint;
   }
 
-  Endpoint ep_;
   const MigrateOptions& o_;
   CtxPtr ctx_;
   std::unique_ptr<Conn> conn_;
   std::mutex mu_;
-  DestInfo info_;
+  json hello_, attestation_;
   std::pair<std::string, std::string> peer_fp_;
   bool closed_ = false;
+};
+
+class RemoteDestination final : public Destination {
+ public:
+  RemoteDestination(const Endpoint& ep, const MigrateOptions& o)
+      : link_(ep, o, {{"kind", "tree"}, {"xattrs", o.xattrs}, {"sparse", o.sparse}}), o_(o) {
+    const json& r = link_.hello_reply();
+    info_.exists = r.value("exists", false);
+    info_.empty = r.value("empty", true);
+    info_.free_bytes = r.value("free", std::uint64_t{0});
+    info_.attestation = link_.attestation();
+  }
+
+  ~RemoteDestination() override {
+    try {
+      close();
+    } catch (...) {
+    }
+  }
+
+  DestInfo info() override { return info_; }
+
+  double measure_write_bps(std::uint64_t bytes) override {
+    return link_.call({{"op", "measure_write"}, {"bytes", bytes}}).value("bps", 0.0);
+  }
+
+  std::pair<double, double> measure_link() override { return link_.measure_link(); }
+
+  void prepare() override { link_.call({{"op", "prepare"}}); }
+
+  std::vector<verify::Entry> list() override {
+    std::string payload;
+    link_.call({{"op", "list"}}, {}, &payload);
+    std::vector<verify::Entry> out;
+    for (const auto& e : link_.parse(payload)) out.push_back(verify::entry_from_json(e));
+    return out;
+  }
+
+  void remove(const std::string& rel) override { link_.call(with_path({{"op", "remove"}}, "path", rel)); }
+  void make_dir(const std::string& rel) override { link_.call(with_path({{"op", "mkdir"}}, "path", rel)); }
+  void make_node(const verify::Entry& e) override { link_.call({{"op", "node"}, {"entry", verify::to_json(e)}}); }
+  void make_link(const std::string& rel, const std::string& existing) override {
+    json j = with_path({{"op", "link"}}, "path", rel);
+    verify::put_bytes(j, "existing", existing);
+    link_.call(j);
+  }
+  void set_meta(const verify::Entry& e) override { link_.call({{"op", "meta"}, {"entry", verify::to_json(e)}}); }
+
+  void file_begin(std::uint32_t slot, const verify::Entry& e) override {
+    link_.send({{"op", "fbegin"}, {"slot", slot}, {"entry", verify::to_json(e)}});
+  }
+  void file_data(std::uint32_t slot, std::uint64_t offset, crypto::ByteView data) override {
+    const std::string h = crypto::to_hex(crypto::hash(o_.alg, data));
+    link_.send({{"op", "fdata"}, {"slot", slot}, {"offset", offset}, {"h", h}}, data);
+  }
+  void file_end(std::uint32_t slot, const verify::Entry& e) override {
+    link_.send({{"op", "fend"}, {"slot", slot}, {"entry", verify::to_json(e)}});
+  }
+  void commit(bool reread) override { link_.call({{"op", "commit"}, {"reread", reread}}); }
+  std::vector<Committed> results(bool wait) override {
+    std::string payload;
+    link_.call({{"op", "results"}, {"wait", wait}}, {}, &payload);
+    std::vector<Committed> out;
+    for (const auto& c : link_.parse(payload))
+      out.push_back({verify::get_bytes(c, "path"), c.value("hash", std::string()), c.value("error", std::string())});
+    return out;
+  }
+  verify::Manifest scan() override {
+    std::string payload;
+    link_.call({{"op", "scan"}}, {}, &payload);
+    return verify::manifest_from_json(link_.parse(payload));
+  }
+  void close() override { link_.bye(); }
+
+ private:
+  static json with_path(json j, const char* key, const std::string& rel) {
+    verify::put_bytes(j, key, rel);
+    return j;
+  }
+
+  Link link_;
+  const MigrateOptions& o_;
+  DestInfo info_;
+};
+
+class RemoteVolumeClient final : public RemoteVolume {
+ public:
+  RemoteVolumeClient(const Endpoint& ep, const MigrateOptions& o) : link_(ep, o, {{"kind", "volume"}}) {
+    const json& r = link_.hello_reply();
+    info_.target = r.value("target", std::string());
+    info_.device = r.value("device", false);
+    info_.exists = r.value("exists", false);
+    info_.size = r.value("size", std::uint64_t{0});
+    info_.free_bytes = r.value("free", std::uint64_t{0});
+    info_.attestation = link_.attestation();
+  }
+  ~RemoteVolumeClient() override {
+    try {
+      close();
+    } catch (...) {
+    }
+  }
+  const RemoteVolumeInfo& info() const override { return info_; }
+  double measure_write_bps(std::uint64_t bytes) override {
+    return link_.call({{"op", "measure_write"}, {"bytes", bytes}}).value("bps", 0.0);
+  }
+  std::pair<double, double> measure_link() override { return link_.measure_link(); }
+  void open(std::uint64_t size, std::uint64_t chunk_size) override {
+    link_.call({{"op", "vopen"}, {"size", size}, {"chunk_size", chunk_size}});
+  }
+  void send_chunk(std::uint64_t index, std::uint64_t offset, crypto::ByteView data, const std::string& hash) override {
+    link_.send({{"op", "vdata"}, {"slot", index}, {"index", index}, {"offset", offset}, {"h", hash}}, data);
+  }
+  std::vector<ChunkResult> results(bool wait) override {
+    std::string payload;
+    link_.call({{"op", "vresults"}, {"wait", wait}}, {}, &payload);
+    std::vector<ChunkResult> out;
+    for (const auto& c : link_.parse(payload)) {
+      ChunkResult r;
+      r.index = c.value("index", std::uint64_t{0});
+      r.hash = c.value("hash", std::string());
+      r.error = c.value("error", std::string());
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+  verify::Manifest scan() override {
+    std::string payload;
+    link_.call({{"op", "vscan"}}, {}, &payload);
+    return verify::manifest_from_json(link_.parse(payload));
+  }
+  void close() override { link_.bye(); }
+
+ private:
+  Link link_;
+  RemoteVolumeInfo info_;
 };
 
 // ---- The receiver side -------------------------------------------------------------------
@@ -489,14 +569,16 @@ class Session {
     start_lanes();
     while (c_.recv(h, payload)) {
       std::string op = h.value("op", std::string());
-      if (op == "fbegin" || op == "fdata" || op == "fend") {
+      if (op == "fbegin" || op == "fdata" || op == "fend" || op == "vdata") {
         // Checked and written by a lane per slot (order within a file is kept),
         // so decrypting the next frames overlaps hashing and writing this one.
         dispatch(Task{std::move(op), std::move(h), std::move(payload)});
         payload = std::string();
         continue;
       }
-      drain();
+      // A non-waiting volume results request is answered at once: the lanes
+      // keep writing while the sender collects what is done.
+      if (!(op == "vresults" && !h.value("wait", false))) drain();
       json reply;
       std::string out;
       try {
@@ -521,15 +603,21 @@ class Session {
     drain();
     stop_lanes();
     if (dest_) dest_->close();
+    if (vol_) vol_->close();
   }
 
   std::uint64_t bytes() const { return bytes_; }
   const std::string& path() const { return path_; }
+  const std::string& kind() const { return kind_; }
 
  private:
   Destination& dest() {
-    if (!dest_) throw Error(Errc::usage, "protocol error: hello first");
+    if (!dest_) throw Error(Errc::usage, "protocol error: no tree session (hello with kind tree first)");
     return *dest_;
+  }
+  VolumeSink& vol() {
+    if (!vol_) throw Error(Errc::usage, "protocol error: no volume session (hello with kind volume first)");
+    return *vol_;
   }
 
   struct Task {
@@ -589,7 +677,7 @@ class Session {
       }
       if (!failed) {
         try {
-          one_way(t.op, t.h, t.payload);
+          one_way(i, t.op, t.h, t.payload);
         } catch (const Error& e) {
           std::lock_guard<std::mutex> lk(err_mu_);
           if (error_.empty()) {
@@ -613,7 +701,14 @@ class Session {
     }
   }
 
-  void one_way(const std::string& op, const json& h, const std::string& payload) {
+  void one_way(unsigned lane, const std::string& op, const json& h, const std::string& payload) {
+    if (op == "vdata") {
+      const crypto::ByteView data = crypto::as_bytes(payload);
+      vol().write_chunk(lane, h.at("index").get<std::uint64_t>(), h.at("offset").get<std::uint64_t>(), data,
+                        h.value("h", std::string()));
+      bytes_.fetch_add(data.size());
+      return;
+    }
     const auto slot = h.at("slot").get<std::uint32_t>();
     if (op == "fbegin") {
       dest().file_begin(slot, verify::entry_from_json(h.at("entry")));
@@ -630,7 +725,47 @@ class Session {
   }
 
   json request(const std::string& op, const json& h, const std::string& payload, std::string& out) {
+    if (op == "hello" && h.value("kind", std::string("tree")) == "volume") {
+      if (dest_ || vol_) throw Error(Errc::usage, "protocol error: a second hello");
+      kind_ = "volume";
+      path_ = h.value("path", std::string());
+      alg_ = crypto::hash_from_name(h.value("hash", std::string("sha256")));
+      vol_ = std::make_unique<VolumeSink>(o_.root, path_, alg_, o_.allowed_devices);
+      json reply = vol_->info();
+      json att = {{"format", "dlc-attestation/1"},
+                  {"region", o_.region},
+                  {"site", o_.site},
+                  {"host", host()},
+                  {"time", audit::now_rfc3339()},
+                  {"nonce", h.value("nonce", std::string())},
+                  {"tls_cert_sha256", own_fp_}};
+      verify::put_bytes(att, "root", vol_->target());
+      verify::sign_document(att, audit::HostKey::load_or_create(dlc_home()));
+      reply["attestation"] = att;
+      return reply_ok(reply);
+    }
+    if (op == "vopen") {
+      vol().open(h.at("size").get<std::uint64_t>(), h.at("chunk_size").get<std::uint64_t>());
+      return reply_ok();
+    }
+    if (op == "vresults") {
+      json a = json::array();
+      for (const auto& c : vol().take_results()) a.push_back({{"index", c.index}, {"hash", c.hash}, {"error", c.error}});
+      out = a.dump();
+      return reply_ok();
+    }
+    if (op == "vscan") {
+      out = verify::to_json(vol().scan(o_.threads)).dump();
+      return reply_ok();
+    }
+    if (op == "measure_write" && vol_) {
+      // Never a test write on a device; an image's filesystem is measured beside the root.
+      if (vol_->device()) return reply_ok({{"bps", 0.0}});
+      LocalOptions lo{alg_, o_.threads, false, false};
+      return reply_ok({{"bps", make_local_destination(o_.root.string(), lo)->measure_write_bps(h.value("bytes", 16ull << 20))}});
+    }
     if (op == "hello") {
+      if (dest_ || vol_) throw Error(Errc::usage, "protocol error: a second hello");
       path_ = h.value("path", std::string("."));
       if (!safe_subpath(path_))
         throw Error(Errc::refused, "refusing a destination outside the receiver's root", path_);
@@ -715,6 +850,8 @@ class Session {
   const ReceiverOptions& o_;
   std::string own_fp_;
   std::unique_ptr<Destination> dest_;
+  std::unique_ptr<VolumeSink> vol_;
+  std::string kind_ = "tree";
   crypto::HashAlg alg_ = crypto::HashAlg::sha256;
   std::mutex err_mu_;
   std::string error_;
@@ -773,11 +910,21 @@ std::unique_ptr<Destination> make_remote_destination(const Endpoint& ep, const M
   return std::make_unique<RemoteDestination>(ep, o);
 }
 
+std::unique_ptr<RemoteVolume> make_remote_volume(const Endpoint& ep, const MigrateOptions& o) {
+  return std::make_unique<RemoteVolumeClient>(ep, o);
+}
+
 void run_receiver(const ReceiverOptions& o) {
   if (o.root.empty()) throw Error(Errc::usage, "no --root given", {}, {}, "name the directory to receive into");
   std::error_code ec;
   if (!std::filesystem::is_directory(o.root, ec))
     throw Error(Errc::usage, "the receiver's root is not a directory", o.root.string(), {}, "create it first");
+  for (const auto& d : o.allowed_devices) {
+    struct stat st{};
+    if (::stat(d.c_str(), &st) != 0 || !S_ISBLK(st.st_mode))
+      throw Error(Errc::usage, "--allow-device names no block device", d, {},
+                  "give a device path such as /dev/sdb or /dev/disk/by-id/...");
+  }
   ignore_sigpipe();
   CtxPtr ctx = make_ctx(o.tls, true);
   std::string own_fp;
@@ -809,7 +956,7 @@ void run_receiver(const ReceiverOptions& o) {
     Conn c(ssl, fd, addr);
     std::string outcome = "ok", error;
     std::uint64_t bytes = 0;
-    std::string path;
+    std::string path, kind = "tree";
     std::string peer_fp;
     try {
       if (SSL_accept(ssl) != 1)
@@ -820,6 +967,7 @@ void run_receiver(const ReceiverOptions& o) {
       s.run();
       bytes = s.bytes();
       path = s.path();
+      kind = s.kind();
     } catch (const Error& e) {
       outcome = e.code() == Errc::auth ? "refused" : "failed";
       error = e.what();
@@ -831,7 +979,7 @@ void run_receiver(const ReceiverOptions& o) {
       ev.args = o.command_line;
       ev.target = (o.root / path).string();
       ev.outcome = outcome;
-      ev.details = {{"peer", addr}, {"peer_cert_sha256", peer_fp}, {"bytes", bytes}};
+      ev.details = {{"peer", addr}, {"peer_cert_sha256", peer_fp}, {"bytes", bytes}, {"kind", kind}};
       if (!error.empty()) ev.details["error"] = error;
       o.audit->append(ev);
     }

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <cstring>
@@ -15,6 +16,7 @@
 #include "core/error.h"
 #include "core/io_engine.h"
 #include "migrate/engine.h"
+#include "migrate/remote.h"
 
 namespace dlc::migrate {
 
@@ -23,6 +25,80 @@ namespace {
 constexpr std::uint64_t kVolumeChunk = 32ull << 20;
 
 std::string chunk_key(std::uint64_t i) { return "#chunk/" + std::to_string(i); }
+
+// Reads [off, off + len) of the source into chunk (aligned, at least len
+// rounded up to the block size): whole blocks through the io engine, an
+// unaligned tail of an image with one pread.
+void read_chunk(io::Engine& engine, io::File& in, std::uint64_t lbs, std::uint64_t off, std::uint64_t len,
+                io::AlignedBuffer& chunk) {
+  const std::uint64_t aligned = len / lbs * lbs;
+  if (aligned) {
+    io::Extent ext{off, aligned};
+    engine.read(in, std::span<const io::Extent>(&ext, 1), [&](std::uint64_t at, std::span<const std::uint8_t> b) {
+      std::memcpy(chunk.data() + (at - off), b.data(), b.size());
+    });
+  }
+  if (aligned < len) {
+    // With O_DIRECT the length must be a multiple of the block size: ask for
+    // the rounded-up length (the chunk buffer has room), get the tail.
+    const std::uint64_t ask = (len - aligned + lbs - 1) / lbs * lbs;
+    const ssize_t got = ::pread(in.fd(), chunk.data() + aligned, ask, static_cast<off_t>(off + aligned));
+    if (got != static_cast<ssize_t>(len - aligned)) throw_errno("cannot read", in.path());
+  }
+}
+
+verify::Manifest source_manifest(const MigrateOptions& o, const std::string& src, bool direct, std::uint64_t size,
+                                 const std::vector<std::string>& hashes) {
+  verify::Manifest m;
+  m.kind = "volume";
+  m.alg = o.alg;
+  m.root = src;
+  m.created = audit::now_rfc3339();
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  m.host = host;
+  m.tool = std::string("dlc ") + DLC_VERSION;
+  m.read_method = direct ? "direct" : "cached";
+  m.xattrs = m.sparse = false;
+  verify::Entry e;
+  e.path = ".";
+  e.type = verify::EntryType::volume;
+  e.size = size;
+  e.chunk_size = kVolumeChunk;
+  e.chunks = hashes;
+  e.hash = verify::volume_hash(hashes, o.alg);
+  m.entries.push_back(std::move(e));
+  verify::finalize(m);
+  return m;
+}
+
+// Compares the destination's volume manifest with the source's; chunks that
+// did not verify are dropped from the journal (the next run sends them
+// again), those that did are recorded as verified.
+verify::Comparison settle(const verify::Manifest& src, const verify::Manifest& dst, Journal& journal,
+                          std::uint64_t size) {
+  verify::Comparison c = verify::compare(src, dst);
+  const auto& sc = src.entries.front().chunks;
+  const auto& dc = dst.entries.front().chunks;
+  const auto known = journal.files();
+  std::vector<std::pair<std::string, JournalRecord>> verified;
+  std::vector<std::string> bad;
+  for (std::uint64_t i = 0; i < sc.size(); ++i) {
+    JournalRecord rec;
+    rec.hash = sc[i];
+    rec.size = std::min(kVolumeChunk, size - i * kVolumeChunk);
+    rec.verified = true;
+    if (i < dc.size() && dc[i] == sc[i]) {
+      auto k = known.find(chunk_key(i));
+      if (k == known.end() || !k->second.verified || k->second.hash != rec.hash) verified.emplace_back(chunk_key(i), rec);
+    } else {
+      bad.push_back(chunk_key(i));
+    }
+  }
+  journal.forget(bad);
+  journal.record(verified);
+  return c;
+}
 
 }  // namespace
 
@@ -93,20 +169,7 @@ VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, con
         }
         const std::uint64_t aligned = len / lbs * lbs;
         crypto::Hasher h(o.alg);
-        if (aligned) {
-          io::Extent ext{off, aligned};
-          engine.read(in, std::span<const io::Extent>(&ext, 1),
-                      [&](std::uint64_t at, std::span<const std::uint8_t> b) {
-                        std::memcpy(chunk.data() + (at - off), b.data(), b.size());
-                      });
-        }
-        if (aligned < len) {
-          // With O_DIRECT the length must be a multiple of the block size: ask
-          // for the rounded-up length (the chunk buffer has room), get the tail.
-          const std::uint64_t ask = (len - aligned + lbs - 1) / lbs * lbs;
-          const ssize_t got = ::pread(in.fd(), chunk.data() + aligned, ask, static_cast<off_t>(off + aligned));
-          if (got != static_cast<ssize_t>(len - aligned)) throw_errno("cannot read", src);
-        }
+        read_chunk(engine, in, lbs, off, len, chunk);
         h.update(crypto::ByteView(chunk.data(), len));
         limiter.take(len);
         if (aligned) {
@@ -151,26 +214,8 @@ VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, con
   if (o.progress) o.progress->end(task, !err);
   if (err) std::rethrow_exception(err);
 
-  verify::Manifest& m = r.source;
-  m.kind = "volume";
-  m.alg = o.alg;
-  m.root = src;
-  m.created = dlc::now_rfc3339();
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  m.host = host;
-  m.tool = std::string("dlc ") + DLC_VERSION;
-  m.read_method = probe.direct() ? "direct" : "cached";
-  m.xattrs = m.sparse = false;
-  verify::Entry e;
-  e.path = ".";
-  e.type = verify::EntryType::volume;
-  e.size = size;
-  e.chunk_size = kVolumeChunk;
-  e.chunks = hashes;
-  e.hash = verify::volume_hash(hashes, o.alg);
-  m.entries.push_back(std::move(e));
-  verify::finalize(m);
+  r.source = source_manifest(o, src, probe.direct(), size, hashes);
+  const verify::Manifest& m = r.source;
 
   if (o.verify) {
     if (o.before_verify) o.before_verify(std::filesystem::path(dst));
@@ -185,22 +230,136 @@ VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, con
     so.progress = o.progress;
     r.dest = verify::build_manifest(so);
     r.dest->root = dst;
-    verify::Comparison c = verify::compare(m, *r.dest);
     // Chunks that did not verify are sent again by the next run.
-    const auto& dc = r.dest->entries.front().chunks;
-    std::vector<std::pair<std::string, JournalRecord>> verified;
-    std::vector<std::string> bad;
-    for (std::uint64_t i = 0; i < nchunks && i < dc.size(); ++i) {
-      JournalRecord rec;
-      rec.hash = hashes[i];
-      rec.size = std::min(kVolumeChunk, size - i * kVolumeChunk);
-      rec.verified = true;
-      if (dc[i] == hashes[i]) verified.emplace_back(chunk_key(i), rec);
-      else bad.push_back(chunk_key(i));
+    r.comparison = settle(m, *r.dest, journal, size);
+  }
+  return r;
+}
+
+VolumeResult migrate_volume_remote(const MigrateOptions& o, const std::string& src, RemoteVolume& dst,
+                                   Journal& journal) {
+  VolumeResult r;
+  io::OpenOptions ro;
+  ro.mode = io::OpenMode::read;
+  io::File probe = io::File::open(src, ro);
+  const std::uint64_t size = probe.size();
+  const std::uint64_t nchunks = (size + kVolumeChunk - 1) / kVolumeChunk;
+  dst.open(size, kVolumeChunk);
+
+  const std::map<std::string, JournalRecord> proven = journal.files();
+  std::vector<std::string> hashes(nchunks);
+  std::map<std::uint64_t, JournalRecord> pending;  // sent, result not back yet
+  RateLimiter limiter(o.bwlimit);
+  std::atomic<std::uint64_t> next{0}, progress{0};
+  std::mutex mu;
+  std::exception_ptr err;
+  // The receiver's results: a chunk is journalled (verified: its re-read from
+  // the receiver's storage matched) only once it is durable there.
+  auto collect = [&](const std::vector<ChunkResult>& results) {
+    std::vector<std::pair<std::string, JournalRecord>> recs;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      for (const auto& c : results) {
+        auto it = pending.find(c.index);
+        if (it == pending.end()) continue;
+        JournalRecord rec = it->second;
+        pending.erase(it);
+        const std::string where = "chunk at offset " + std::to_string(c.index * kVolumeChunk);
+        if (!c.error.empty()) {
+          r.copy_failures.push_back({".", "content", where + ": " + c.error});
+        } else if (c.hash != rec.hash) {
+          r.copy_failures.push_back({".", "content", where + ": re-read from storage differs from what was sent"});
+        } else {
+          rec.verified = true;
+          recs.emplace_back(chunk_key(c.index), rec);
+        }
+      }
     }
-    journal.forget(bad);
-    journal.record(verified);
-    r.comparison = std::move(c);
+    journal.record(recs);
+  };
+  const int task = o.progress ? o.progress->begin("migrating " + src, size) : -1;
+  auto worker = [&] {
+    try {
+      io::File in = io::File::open(src, ro);
+      const std::uint64_t lbs = in.direct() ? in.logical_block_size() : 1u;
+      io::EngineOptions eo;
+      eo.queue_depth = 8;
+      io::Engine engine(eo);
+      io::AlignedBuffer chunk(kVolumeChunk);
+      for (;;) {
+        if (stop_requested().load()) throw Error(Errc::interrupted, "interrupted");
+        {
+          std::lock_guard<std::mutex> lk(mu);
+          if (err) return;
+        }
+        const std::uint64_t i = next.fetch_add(1);
+        if (i >= nchunks) return;
+        const std::uint64_t off = i * kVolumeChunk;
+        const std::uint64_t len = std::min(kVolumeChunk, size - off);
+        auto j = proven.find(chunk_key(i));
+        if (j != proven.end() && j->second.size == len) {
+          std::lock_guard<std::mutex> lk(mu);
+          hashes[i] = j->second.hash;
+          ++r.chunks_skipped;
+          continue;
+        }
+        read_chunk(engine, in, lbs, off, len, chunk);
+        JournalRecord rec;
+        rec.hash = crypto::to_hex(crypto::hash(o.alg, crypto::ByteView(chunk.data(), len)));
+        rec.size = len;
+        limiter.take(len);
+        if (o.tamper_in_transit) o.tamper_in_transit(off, std::span<std::uint8_t>(chunk.data(), len));
+        {
+          std::lock_guard<std::mutex> lk(mu);
+          hashes[i] = rec.hash;
+          pending[i] = rec;
+        }
+        // The frame carries the hash computed while reading: the receiver
+        // checks it before writing (integrity in transit, on top of TLS).
+        dst.send_chunk(i, off, crypto::ByteView(chunk.data(), len), rec.hash);
+        {
+          std::lock_guard<std::mutex> lk(mu);
+          ++r.chunks_sent;
+          r.bytes_sent += len;
+        }
+        if (o.progress) o.progress->update(task, progress.fetch_add(len) + len);
+        collect(dst.results(false));
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(mu);
+      if (!err) err = std::current_exception();
+    }
+  };
+  // Two readers: one reads and hashes the next chunk while the other's is on the wire.
+  const unsigned threads = static_cast<unsigned>(std::min<std::uint64_t>(
+      o.threads ? o.threads : 2, std::max<std::uint64_t>(1, nchunks)));
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < threads; ++t) pool.emplace_back(worker);
+  for (auto& t : pool) t.join();
+  if (!err) {
+    try {
+      collect(dst.results(true));
+      if (!pending.empty())
+        throw Error(Errc::io, "the receiver did not report every chunk", dst.info().target,
+                    std::to_string(pending.size()) + " chunk(s) missing", "run the same command again to resume");
+    } catch (...) {
+      err = std::current_exception();
+    }
+  }
+  if (o.progress) o.progress->end(task, !err);
+  if (err) std::rethrow_exception(err);
+
+  r.source = source_manifest(o, src, probe.direct(), size, hashes);
+  if (o.verify) {
+    // The receiver builds the destination manifest from its storage, every
+    // chunk read again (independently of the per-chunk re-reads above).
+    r.dest = dst.scan();
+    r.comparison = settle(r.source, *r.dest, journal, size);
+    for (const auto& f : r.copy_failures)
+      if (std::none_of(r.comparison->differences.begin(), r.comparison->differences.end(),
+                       [&](const verify::Difference& x) { return x.path == f.path; }))
+        r.comparison->differences.push_back(f);
+    r.comparison->ok = r.comparison->differences.empty();
   }
   return r;
 }

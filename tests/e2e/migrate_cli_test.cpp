@@ -394,13 +394,13 @@ class RemoteMigrate : public MigrateCli {
     }
   }
   // Starts a receiver; returns its port.
-  int start_receiver(const std::string& listen = "127.0.0.1:0") {
+  int start_receiver(const std::string& listen = "127.0.0.1:0", const std::string& extra = "") {
     const fs::path port = tmp_ / ("port" + std::to_string(++n_));
     const std::string cmd = "DLC_HOME=" + (tmp_ / "rhome").string() + " " + DLC_BINARY +
                             " migrate receive --listen " + listen + " --root " + root_.string() +
                             " --region cn-north-1 --site bj-1 --tls-cert " + (pki_ / "server.pem").string() +
                             " --tls-key " + (pki_ / "server.key").string() + " --tls-ca " + (pki_ / "ca.pem").string() +
-                            " --port-file " + port.string() + " >>" + (tmp_ / "recv.log").string() +
+                            " --port-file " + port.string() + " " + extra + " >>" + (tmp_ / "recv.log").string() +
                             " 2>&1 & echo $!";
     pid_ = std::stoi(run_shell(cmd).out);
     for (int i = 0; i < 200 && !fs::exists(port); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
@@ -504,6 +504,138 @@ TEST_F(RemoteMigrate, ADroppedLinkResumesWithoutResendingVerifiedFiles) {
   EXPECT_GE(rep["transfer"]["skipped_verified"].get<int>(), verified);
   EXPECT_EQ(rep["transfer"]["sent"].get<int>() + rep["transfer"]["skipped_verified"].get<int>(), files);
   for (int i = 0; i < files; ++i) EXPECT_EQ(read_file(root_ / "t7" / fname(i)), read_file(src / fname(i)));
+}
+
+// ---- Remote volumes ---------------------------------------------------------------------
+
+int count_verified(const fs::path& home) {
+  int verified = 0;
+  if (!fs::exists(home / "migrate")) return 0;
+  for (const auto& d : fs::directory_iterator(home / "migrate")) {
+    const fs::path j = d.path() / "journal.jsonl";
+    if (!fs::exists(j)) continue;
+    const std::string text = read_file(j);
+    for (std::size_t p = text.find("\"t\":\"v\""); p != std::string::npos; p = text.find("\"t\":\"v\"", p + 1))
+      ++verified;
+  }
+  return verified;
+}
+
+void flip_byte(const fs::path& p, std::uint64_t offset) {
+  std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(static_cast<std::streamoff>(offset));
+  char c = 0;
+  f.get(c);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.put(static_cast<char>(c ^ 0x04));
+}
+
+TEST_F(RemoteMigrate, AVolumeImageResumesAfterTheReceiverIsKilledAndAFlippedByteIsCaught) {
+  const fs::path img = tmp_ / "disk.img";
+  const int chunks = 5;
+  const std::string data = random_bytes((4u << 25) + 3 * 4096 + 123, 11);  // 4 whole chunks and an unaligned tail
+  write_file(img, data);
+  const int port = start_receiver();
+  const std::string url = "dlc://127.0.0.1:" + std::to_string(port) + "/vols/t9/disk.img";
+  std::string cmd = "DLC_HOME=" + (tmp_ / "home").string() + " " + DLC_BINARY + " migrate " + img.string() + " " +
+                    url + " --verify --bwlimit 24M --threads 1";
+  for (const auto& c : client("client")) cmd += " " + c;
+  cmd += " >" + (tmp_ / "sender.log").string() + " 2>&1; echo $? >" + (tmp_ / "sender.rc").string();
+  run_shell("(" + cmd + ") >/dev/null 2>&1 &");
+  // Once a chunk is verified (re-read from the receiver's storage), drop the link.
+  int verified = 0;
+  for (int tries = 0; tries < 400 && verified < 1; ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    verified = count_verified(tmp_ / "home");
+  }
+  ::kill(pid_, SIGKILL);
+  run_shell("while kill -0 " + std::to_string(pid_) + " 2>/dev/null; do sleep 0.05; done");
+  pid_ = -1;
+  for (int i = 0; i < 400 && !fs::exists(tmp_ / "sender.rc"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_GE(verified, 1);
+  ASSERT_LT(verified, chunks) << "the transfer finished before the receiver was killed";
+  ASSERT_TRUE(fs::exists(tmp_ / "sender.rc"));
+  EXPECT_EQ(read_file(tmp_ / "sender.rc"), "4\n") << read_file(tmp_ / "sender.log");
+
+  // The receiver comes back; the same command sends only what was not verified.
+  start_receiver("127.0.0.1:" + std::to_string(port));
+  std::vector<std::string> a = {"--json", "migrate", img.string(), url, "--verify"};
+  for (const auto& c : client("client")) a.push_back(c);
+  RunResult r = dlc(a);
+  ASSERT_EQ(r.exit_code, 0) << r.err << read_file(tmp_ / "recv.log");
+  json rep = report_json(r);
+  EXPECT_EQ(rep["outcome"], "verified");
+  EXPECT_EQ(rep["transfer"]["unit"], "chunk");
+  EXPECT_TRUE(rep["transfer"]["resumed"].get<bool>());
+  EXPECT_GE(rep["transfer"]["skipped_verified"].get<int>(), verified);
+  EXPECT_EQ(rep["transfer"]["sent"].get<int>() + rep["transfer"]["skipped_verified"].get<int>(), chunks);
+  EXPECT_EQ(rep["source"]["merkle_root"], rep["destination"]["merkle_root"]);
+  EXPECT_EQ(rep["source"]["kind"], "volume");
+  EXPECT_EQ(rep["destination"]["region"], "cn-north-1");
+  EXPECT_EQ(rep["destination"]["attestation"]["root"], (root_ / "vols/t9/disk.img").string());
+  EXPECT_TRUE(rep["signature"].is_object());
+  EXPECT_EQ(read_file(root_ / "vols/t9/disk.img"), data);
+  const std::string manifest = rep["source"]["manifest"];
+
+  // A byte flipped at rest in the received image: the next run re-reads the
+  // receiver's storage, names the chunk, and the run after that re-sends it only.
+  flip_byte(root_ / "vols/t9/disk.img", (2u << 25) + 77);
+  RunResult bad = dlc(a);
+  EXPECT_EQ(bad.exit_code, 1) << bad.err;
+  rep = report_json(bad);
+  EXPECT_EQ(rep["outcome"], "verification-failed");
+  EXPECT_NE(rep["verification"].dump().find("67108864"), std::string::npos) << rep["verification"].dump();
+  // Verifying later, at the receiver, against the signed source manifest sees it too.
+  RunResult later = dlc({"verify", "migration", "--manifest", manifest, (root_ / "vols/t9/disk.img").string()});
+  EXPECT_EQ(later.exit_code, 1) << later.out << later.err;
+  RunResult fixed = dlc(a);
+  ASSERT_EQ(fixed.exit_code, 0) << fixed.err;
+  rep = report_json(fixed);
+  EXPECT_EQ(rep["transfer"]["sent"], 1);
+  EXPECT_EQ(read_file(root_ / "vols/t9/disk.img"), data);
+  later = dlc({"verify", "migration", "--manifest", manifest, (root_ / "vols/t9/disk.img").string()});
+  EXPECT_EQ(later.exit_code, 0) << later.out << later.err;
+}
+
+TEST_F(RemoteMigrate, ADeviceIsWrittenOnlyWhenTheReceiverAllowsIt) {
+  DLC_REQUIRE_LOOP_DEVICES();
+  LoopDevice src(64u << 20), dst(96u << 20);
+  const std::string data = random_bytes(64u << 20, 21);
+  {
+    const int fd = ::open(src.device().c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pwrite(fd, data.data(), data.size(), 0), static_cast<ssize_t>(data.size()));
+    ::fsync(fd);
+    ::close(fd);
+  }
+  auto head = [&](const std::string& dev) {
+    std::string s(4096, '\0');
+    const int fd = ::open(dev.c_str(), O_RDONLY);
+    EXPECT_EQ(::pread(fd, s.data(), s.size(), 0), 4096);
+    ::close(fd);
+    return s;
+  };
+  int port = start_receiver();
+  const std::string url = "dlc://127.0.0.1:" + std::to_string(port) + "/" + dst.device();  // dlc://H:P//dev/loopN
+  std::vector<std::string> a = {"--json", "migrate", src.device(), url, "--verify"};
+  for (const auto& c : client("client")) a.push_back(c);
+  RunResult refused = dlc(a);
+  EXPECT_EQ(refused.exit_code, 3) << refused.err << refused.out;
+  EXPECT_NE(refused.err.find("--allow-device"), std::string::npos) << refused.err;
+  EXPECT_EQ(head(dst.device()), std::string(4096, '\0'));
+
+  ::kill(pid_, SIGTERM);
+  run_shell("while kill -0 " + std::to_string(pid_) + " 2>/dev/null; do sleep 0.05; done");
+  port = start_receiver("127.0.0.1:" + std::to_string(port), "--allow-device " + dst.device());
+  RunResult r = dlc(a);
+  ASSERT_EQ(r.exit_code, 0) << r.err << read_file(tmp_ / "recv.log");
+  const json rep = report_json(r);
+  EXPECT_EQ(rep["outcome"], "verified");
+  EXPECT_EQ(rep["source"]["merkle_root"], rep["destination"]["merkle_root"]);
+  EXPECT_EQ(rep["transfer"]["sent"], 2);
+  EXPECT_EQ(head(dst.device()), data.substr(0, 4096));
+  // The receiver's audit log names the session as a volume.
+  EXPECT_NE(read_file(tmp_ / "rhome/audit.jsonl").find("\"kind\":\"volume\""), std::string::npos);
 }
 
 }  // namespace
