@@ -474,56 +474,10 @@ json to_json(const Comparison& c, std::size_t max_differences) {
 
 // ---- Signed documents ---------------------------------------------------------------
 
-namespace {
-std::string signed_message(const json& doc) {
-  json d = doc;
-  if (d.contains("signature") && d["signature"].is_object()) d["signature"].erase("value");
-  return std::string(kSignedPrefix) + audit::canonical_json(d);
-}
-}  // namespace
-
-void sign_document(json& doc, const audit::HostKey& key) {
-  doc["signature"] = {{"algorithm", "ed25519"},
-                      {"public_key", crypto::to_hex(key.public_key().raw())},
-                      {"key_fingerprint", key.public_key().fingerprint()}};
-  const std::string msg = signed_message(doc);
-  const auto sig = key.private_key().sign(crypto::as_bytes(msg));
-  doc["signature"]["value"] = crypto::to_hex(sig);
-}
+void sign_document(json& doc, const audit::HostKey& key) { sign_json(doc, key, kSignatureDomain); }
 
 SignatureCheck check_signature(const json& doc, const std::optional<crypto::Ed25519PublicKey>& pin) {
-  SignatureCheck r;
-  if (!doc.is_object() || !doc.contains("signature") || !doc["signature"].is_object()) {
-    r.problem = "the document is not signed";
-    return r;
-  }
-  r.present = true;
-  const json& s = doc["signature"];
-  try {
-    if (s.value("algorithm", std::string()) != "ed25519") {
-      r.problem = "unknown signature algorithm";
-      return r;
-    }
-    const auto embedded_raw = crypto::from_hex(s.at("public_key").get<std::string>());
-    const auto embedded = crypto::Ed25519PublicKey::from_raw(embedded_raw);
-    r.key_fingerprint = embedded.fingerprint();
-    if (pin) {
-      r.pinned = true;
-      if (pin->raw() != embedded.raw()) {
-        r.problem = "the document was signed by another key (fingerprint " + r.key_fingerprint +
-                    ", expected " + pin->fingerprint() + ")";
-        return r;
-      }
-    }
-    const auto sig = crypto::from_hex(s.at("value").get<std::string>());
-    const std::string msg = signed_message(doc);
-    r.valid = embedded.verify(crypto::as_bytes(msg), sig);
-    if (!r.valid) r.problem = "the signature does not verify: the document was altered";
-  } catch (const std::exception&) {
-    r.valid = false;
-    r.problem = "the signature object is malformed";
-  }
-  return r;
+  return check_json_signature(doc, kSignatureDomain, pin);
 }
 
 // ---- Files ------------------------------------------------------------------------------

@@ -26,6 +26,7 @@
 
 #include "core/crypto.h"
 #include "core/runtime.h"
+#include "core/signed_doc.h"
 
 namespace dlc::audit {
 class HostKey;
@@ -37,7 +38,8 @@ namespace fs = std::filesystem;
 using Digest = std::array<std::uint8_t, crypto::kHashSize>;
 
 inline constexpr std::string_view kManifestFormat = "dlc-manifest/1";
-inline constexpr std::string_view kSignedPrefix = "dlc-signed-document/1\n";
+// The signature domain of manifests, migration reports and attestations (core/signed_doc.h).
+inline constexpr std::string_view kSignatureDomain = "dlc-signed-document/1";
 
 enum class EntryType { file, dir, symlink, fifo, chardev, blockdev, socket, volume };
 std::string_view type_name(EntryType t) noexcept;
@@ -191,16 +193,9 @@ Comparison compare(const Manifest& expected, const Manifest& actual, const Compa
 nlohmann::json to_json(const Comparison& c, std::size_t max_differences = 1000);
 
 // ---- Signed documents -----------------------------------------------------------
-// Adds "signature": {algorithm, public_key, key_fingerprint, value} over
-// kSignedPrefix + canonical(doc with signature.value removed).
+// Signs doc with the host key in the kSignatureDomain (core/signed_doc.h).
 void sign_document(nlohmann::json& doc, const audit::HostKey& key);
-struct SignatureCheck {
-  bool present = false;
-  bool valid = false;
-  bool pinned = false;  // checked against the caller's key, not the embedded one
-  std::string key_fingerprint;
-  std::string problem;  // one sentence when not valid
-};
+using dlc::SignatureCheck;
 SignatureCheck check_signature(const nlohmann::json& doc,
                                const std::optional<crypto::Ed25519PublicKey>& pin);
 

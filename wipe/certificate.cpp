@@ -1,6 +1,5 @@
 #include "wipe/certificate.h"
 
-#include <pwd.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,6 +11,7 @@
 #include "core/crypto.h"
 #include "core/error.h"
 #include "core/runtime.h"
+#include "core/signed_doc.h"
 #include "wipe/util.h"
 
 namespace dlc::wipe {
@@ -21,7 +21,8 @@ using nlohmann::json;
 
 namespace {
 
-const char* kSignedPrefix = "dlc-certificate/1\n";
+// The signature domain of certificates (core/signed_doc.h).
+constexpr std::string_view kSignatureDomain = "dlc-certificate/1";
 
 }  // namespace
 
@@ -93,19 +94,10 @@ json build_certificate(const CertificateInput& in, const WipeOptions& opts) {
 }
 
 std::string certificate_signed_message(const json& cert) {
-  json c = cert;
-  if (c.contains("signature") && c["signature"].is_object()) c["signature"].erase("value");
-  return std::string(kSignedPrefix) + audit::canonical_json(c);
+  return signed_json_message(cert, kSignatureDomain);
 }
 
-void sign_certificate(json& cert, const audit::HostKey& key) {
-  cert["signature"] = {{"algorithm", "ed25519"},
-                       {"public_key", crypto::to_hex(key.public_key().raw())},
-                       {"key_fingerprint", key.public_key().fingerprint()}};
-  std::string msg = certificate_signed_message(cert);
-  auto sig = key.private_key().sign(crypto::as_bytes(msg));
-  cert["signature"]["value"] = crypto::to_hex(sig);
-}
+void sign_certificate(json& cert, const audit::HostKey& key) { sign_json(cert, key, kSignatureDomain); }
 
 std::string certificate_file_text(const json& cert) { return audit::canonical_json(cert) + "\n"; }
 
@@ -147,40 +139,28 @@ CertificateCheck verify_certificate(const fs::path& path, const std::string& pub
   }
 
   // Signature.
-  const json sig = cert.value("signature", json::object());
-  std::optional<crypto::Ed25519PublicKey> key;
-  try {
-    if (!pubkey_pem.empty()) {
-      key = crypto::Ed25519PublicKey::from_pem(pubkey_pem);
-      r.key_pinned = true;
-    } else {
-      key = crypto::Ed25519PublicKey::from_raw(crypto::from_hex(sig.value("public_key", "")));
+  std::optional<crypto::Ed25519PublicKey> pin;
+  bool key_usable = true;
+  if (!pubkey_pem.empty()) {
+    try {
+      pin = crypto::Ed25519PublicKey::from_pem(pubkey_pem);
+    } catch (const Error& e) {
+      key_usable = false;
+      r.problems.push_back(std::string("no usable public key: ") + e.what());
+    }
+  }
+  if (key_usable) {
+    const SignatureCheck c = check_json_signature(cert, kSignatureDomain, pin);
+    r.key_pinned = c.pinned;
+    r.key_fingerprint = pin ? pin->fingerprint() : c.key_fingerprint;
+    if (!pin)
       r.warnings.push_back(
           "the signature was checked against the key embedded in the certificate; pass --pubkey "
           "with the host's public key (host-key.pub) to pin it");
-    }
-  } catch (const Error& e) {
-    r.problems.push_back(std::string("no usable public key: ") + e.what());
-  }
-  if (key) {
-    r.key_fingerprint = key->fingerprint();
-    if (r.key_pinned && sig.value("public_key", "") != crypto::to_hex(key->raw()))
-      r.problems.push_back("the certificate was signed by another key (fingerprint " +
-                           sig.value("key_fingerprint", std::string("?")) + ") than the one given (" +
-                           r.key_fingerprint + ")");
-    crypto::Bytes s;
-    try {
-      s = crypto::from_hex(sig.value("value", ""));
-    } catch (const Error&) {
-    }
-    const std::string msg = certificate_signed_message(cert);
-    if (sig.value("algorithm", "") == "ed25519" && s.size() == 64 &&
-        key->verify(crypto::as_bytes(msg), s)) {
+    if (c.valid)
       r.signature_ok = true;
-    } else {
-      r.problems.push_back("the signature does not verify: the certificate was altered or not "
-                           "signed by this key");
-    }
+    else
+      r.problems.push_back(c.problem);
   }
   // The stored form is canonical: a byte changed anywhere (even whitespace or
   // key order) is a change.
