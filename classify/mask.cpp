@@ -77,9 +77,32 @@ std::string mask_ipv6(std::string_view raw) {
   return std::string(raw.substr(0, c2)) + ":*";
 }
 
-std::string first_line(std::string_view raw) {
-  auto nl = raw.find_first_of("\r\n");
-  return std::string(raw.substr(0, nl));
+// The parts of a private key block that may be shown: its "-----BEGIN ...-----"
+// header and "-----END ...-----" footer, never a byte of the body, however the
+// block is laid out (one line in a binary's strings, literal "\\n" in JSON).
+struct KeyBlock {
+  std::string_view header, footer, newline;
+};
+KeyBlock key_block(std::string_view raw) {
+  KeyBlock k;
+  k.newline = "\n";
+  constexpr std::string_view begin = "-----BEGIN ";
+  if (raw.substr(0, begin.size()) != begin) return k;
+  const auto close = raw.find("-----", begin.size());
+  if (close == std::string_view::npos || close - begin.size() > 64) return k;
+  k.header = raw.substr(0, close + 5);
+  const std::string_view rest = raw.substr(close + 5);
+  if (rest.substr(0, 2) == "\\n")
+    k.newline = "\\n";
+  else if (rest.substr(0, 2) == "\r\n")
+    k.newline = "\r\n";
+  const auto end = raw.rfind("-----END ");
+  if (end != std::string_view::npos && end >= k.header.size()) {
+    const auto end_close = raw.find("-----", end + 9);
+    if (end_close != std::string_view::npos && end_close - end <= 64)
+      k.footer = raw.substr(end, end_close + 5 - end);
+  }
+  return k;
 }
 
 }  // namespace
@@ -107,8 +130,10 @@ std::string mask_sample(InfoType type, std::string_view raw) {
     case InfoType::passport:
     case InfoType::travel_permit:
       return keep_ends(raw, 1, 3, is_alnum);
-    case InfoType::private_key:
-      return first_line(raw) + " [redacted]";
+    case InfoType::private_key: {
+      const KeyBlock k = key_block(raw);
+      return k.header.empty() ? "[redacted private key]" : std::string(k.header) + " [redacted]";
+    }
     case InfoType::aws_access_key:
     case InfoType::alibaba_access_key:
     case InfoType::tencent_secret_id:
@@ -128,13 +153,11 @@ std::string mask_sample(InfoType type, std::string_view raw) {
 
 std::string mask_replacement(InfoType type, std::string_view raw) {
   if (type != InfoType::private_key) return mask_sample(type, raw);
-  std::string out = first_line(raw);
-  out += "\n[REDACTED by dlc]\n";
-  auto end = raw.find("-----END ");
-  if (end != std::string_view::npos) {
-    auto stop = raw.find_first_of("\r\n", end);
-    out += raw.substr(end, stop == std::string_view::npos ? raw.size() - end : stop - end);
-  }
+  const KeyBlock k = key_block(raw);
+  if (k.header.empty()) return "[REDACTED by dlc]";
+  std::string out(k.header);
+  out.append(k.newline).append("[REDACTED by dlc]");
+  if (!k.footer.empty()) out.append(k.newline).append(k.footer);
   return out;
 }
 

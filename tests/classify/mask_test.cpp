@@ -41,6 +41,30 @@ TEST(Mask, PrivateKeyBlock) {
             "-----BEGIN RSA PRIVATE KEY-----\n[REDACTED by dlc]\n-----END RSA PRIVATE KEY-----");
 }
 
+// A key block without line breaks (a binary's strings, a minified file) or
+// with literal "\n" (a JSON string) must not leak its body: the sample and
+// the replacement keep the BEGIN/END markers only, and the replacement keeps
+// a JSON string a JSON string.
+TEST(Mask, PrivateKeyBodyNeverShownWhateverTheLayout) {
+  const std::string body = "MIIEowIBAAKCAQEA7bqSECRETBODYabcdefghijklmnopqrstuvwxyz0123456789";
+  const std::string one_line = "-----BEGIN EC PRIVATE KEY-----" + body + "-----END EC PRIVATE KEY-----";
+  EXPECT_EQ(mask_sample(InfoType::private_key, one_line),
+            "-----BEGIN EC PRIVATE KEY----- [redacted]");
+  EXPECT_EQ(mask_replacement(InfoType::private_key, one_line),
+            "-----BEGIN EC PRIVATE KEY-----\n[REDACTED by dlc]\n-----END EC PRIVATE KEY-----");
+  const std::string json = "-----BEGIN PRIVATE KEY-----\\n" + body + "\\n-----END PRIVATE KEY-----";
+  EXPECT_EQ(mask_sample(InfoType::private_key, json), "-----BEGIN PRIVATE KEY----- [redacted]");
+  EXPECT_EQ(mask_replacement(InfoType::private_key, json),
+            "-----BEGIN PRIVATE KEY-----\\n[REDACTED by dlc]\\n-----END PRIVATE KEY-----");
+  const std::string crlf = "-----BEGIN RSA PRIVATE KEY-----\r\n" + body + "\r\n";  // no footer
+  EXPECT_EQ(mask_replacement(InfoType::private_key, crlf),
+            "-----BEGIN RSA PRIVATE KEY-----\r\n[REDACTED by dlc]");
+  for (const auto& raw : {one_line, json, crlf}) {
+    EXPECT_EQ(mask_sample(InfoType::private_key, raw).find("SECRETBODY"), std::string::npos);
+    EXPECT_EQ(mask_replacement(InfoType::private_key, raw).find("SECRETBODY"), std::string::npos);
+  }
+}
+
 TEST(Mask, NeverTheWholeValue) {
   for (auto [t, raw] : std::initializer_list<std::pair<InfoType, const char*>>{
            {InfoType::resident_id, "11010519491231002X"},
