@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
       in.end = t.size();
       dlc::classify::ChunkOutput out;
       dlc::classify::scan_chunk(in, out);
-      hits += out.hits.size();
+      hits += out.hit_count;
     }
     report("dlc-scanner", bytes, seconds_since(t0), cpu_seconds() - c0, hits);
   }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <bitset>
 #include <vector>
 
 #include "classify/bytes.h"
@@ -86,6 +85,13 @@ constexpr Keyword kKeywords[] = {
     {"mail", kCtxEmail, false},
     {"iban", kCtxIban, false},
 
+    {"ip", kCtxIp, true},
+    {"ipv6", kCtxIp, false},
+    {"ip6", kCtxIp, false},
+    {"inet6", kCtxIp, false},
+    {"addr", kCtxIp, false},
+    {"host", kCtxIp, false},
+
     {"订单", kCtxNegative, false},
     {"流水", kCtxNegative, false},
     {"交易号", kCtxNegative, false},
@@ -114,23 +120,33 @@ constexpr Keyword kKeywords[] = {
 using bytes::lower;
 constexpr bool ascii_letter(unsigned char c) noexcept { return bytes::is_alpha(c); }
 
-// Keywords indexed by their first (lower-case) byte.
+// Keywords grouped by their first two (lower-case) bytes: a 64 KiB table
+// says which group, if any, may start at a position.
 struct Index {
-  std::array<std::vector<const Keyword*>, 256> by_first;
-  std::bitset<65536> first_two;  // (lower-case) first two bytes of some keyword
+  std::array<unsigned char, 256> low{};
+  std::array<std::uint8_t, 65536> group{};  // 0: no keyword starts so
+  std::vector<std::vector<const Keyword*>> lists{1};
   std::size_t longest = 0;
   Index() {
+    for (int c = 0; c < 256; ++c)
+      low[static_cast<std::size_t>(c)] = lower(static_cast<unsigned char>(c));
     for (const auto& k : kKeywords) {
-      by_first[static_cast<unsigned char>(k.text[0])].push_back(&k);
-      first_two.set(static_cast<unsigned char>(k.text[0]) << 8 |
-                    static_cast<unsigned char>(k.text[1]));
+      const unsigned key =
+          static_cast<unsigned char>(k.text[0]) << 8 | static_cast<unsigned char>(k.text[1]);
+      if (!group[key]) {
+        group[key] = static_cast<std::uint8_t>(lists.size());
+        lists.emplace_back();
+      }
+      lists[group[key]].push_back(&k);
       longest = std::max(longest, k.text.size());
     }
   }
-  // Whether a keyword may start at s[i]: most positions fail this at once.
-  bool may_start(std::string_view s, std::size_t i) const {
-    return i + 1 < s.size() && first_two.test(lower(static_cast<unsigned char>(s[i])) << 8 |
-                                              lower(static_cast<unsigned char>(s[i + 1])));
+  // The keywords that may start at s[i] (nullptr for most positions).
+  const std::vector<const Keyword*>* at(std::string_view s, std::size_t i) const {
+    if (i + 1 >= s.size()) return nullptr;
+    const std::uint8_t g = group[low[static_cast<unsigned char>(s[i])] << 8 |
+                                 low[static_cast<unsigned char>(s[i + 1])]];
+    return g ? &lists[g] : nullptr;
   }
 };
 const Index& index() {
@@ -154,12 +170,10 @@ bool match_at(std::string_view s, std::size_t i, const Keyword& k) noexcept {
 template <typename F>
 void for_each_keyword(std::string_view s, F&& f) {
   const Index& ix = index();
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (!ix.may_start(s, i)) continue;
-    const auto& list = ix.by_first[lower(static_cast<unsigned char>(s[i]))];
-    for (const Keyword* k : list)
-      if (match_at(s, i, *k)) f(i, *k);
-  }
+  for (std::size_t i = 0; i < s.size(); ++i)
+    if (const auto* list = ix.at(s, i))
+      for (const Keyword* k : *list)
+        if (match_at(s, i, *k)) f(i, *k);
 }
 
 }  // namespace
@@ -174,8 +188,9 @@ std::uint32_t nearest_context(std::string_view window) noexcept {
   std::size_t best_end = 0, best_len = 0;
   for (std::size_t i = window.size(); i-- > 0;) {
     if (bits && i + ix.longest < best_end) break;
-    if (!ix.may_start(window, i)) continue;
-    for (const Keyword* k : ix.by_first[lower(static_cast<unsigned char>(window[i]))]) {
+    const auto* list = ix.at(window, i);
+    if (!list) continue;
+    for (const Keyword* k : *list) {
       const std::size_t end = i + k->text.size();
       if ((end > best_end || (end == best_end && k->text.size() > best_len)) &&
           match_at(window, i, *k)) {
@@ -192,30 +207,6 @@ std::uint32_t name_context(std::string_view name) noexcept {
   std::uint32_t bits = 0;
   for_each_keyword(name, [&](std::size_t, const Keyword& k) { bits |= k.bits; });
   return bits;
-}
-
-std::uint32_t context_bit(InfoType t) noexcept {
-  switch (t) {
-    case InfoType::resident_id:
-    case InfoType::resident_id_15:
-      return kCtxResidentId;
-    case InfoType::bank_card:
-      return kCtxCard;
-    case InfoType::mobile:
-      return kCtxPhone;
-    case InfoType::uscc:
-      return kCtxUscc;
-    case InfoType::passport:
-      return kCtxPassport;
-    case InfoType::travel_permit:
-      return kCtxPermit;
-    case InfoType::email:
-      return kCtxEmail;
-    case InfoType::iban:
-      return kCtxIban;
-    default:
-      return 0;
-  }
 }
 
 std::optional<InfoType> credential_column(std::string_view name) noexcept {

@@ -22,6 +22,7 @@ enum ContextBit : std::uint32_t {
   kCtxIban = 1u << 7,
   kCtxNegative = 1u << 8,  // order numbers, serials, hashes, timestamps...
   kCtxAccount = 1u << 9,   // "account", "bank": weak evidence for a card
+  kCtxIp = 1u << 10,       // "ip", "ipv6", "addr", "host": short IPv6 forms need it
 };
 
 // The context of the keyword that ends nearest to the end of `window`
@@ -30,7 +31,29 @@ std::uint32_t nearest_context(std::string_view window) noexcept;
 // All context bits named in a column or field name.
 std::uint32_t name_context(std::string_view name) noexcept;
 // The context bit that supports a type (0 for types without context words).
-std::uint32_t context_bit(InfoType t) noexcept;
+constexpr std::uint32_t context_bit(InfoType t) noexcept {
+  switch (t) {
+    case InfoType::resident_id:
+    case InfoType::resident_id_15:
+      return kCtxResidentId;
+    case InfoType::bank_card:
+      return kCtxCard;
+    case InfoType::mobile:
+      return kCtxPhone;
+    case InfoType::uscc:
+      return kCtxUscc;
+    case InfoType::passport:
+      return kCtxPassport;
+    case InfoType::travel_permit:
+      return kCtxPermit;
+    case InfoType::email:
+      return kCtxEmail;
+    case InfoType::iban:
+      return kCtxIban;
+    default:
+      return 0;
+  }
+}
 
 // A column name that declares credentials: it ends with password, passwd,
 // pwd, 密码, secret, token, cvv, cvn2, pin... (case-insensitive).

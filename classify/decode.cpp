@@ -4,7 +4,9 @@
 #include <immintrin.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <memory>
 
 #include "core/error.h"
@@ -165,31 +167,89 @@ std::string utf8_to_gb18030(std::string_view in) {
 }
 
 namespace {
-__attribute__((target("avx2"))) std::size_t printable_avx2(const unsigned char* p, char* out,
-                                                           std::size_t n) {
-  std::size_t i = 0;
+
+bool printable(unsigned char c) { return (c >= 0x20 && c < 0x7F) || c == '\t'; }
+
+// Bit i of the result: byte i of the 32 at p is printable (or a tab).
+__attribute__((target("avx2"))) std::uint32_t printable_mask32(const unsigned char* p) {
   const __m256i lo = _mm256_set1_epi8(0x1F), hi = _mm256_set1_epi8(0x7F);
-  const __m256i tab = _mm256_set1_epi8('\t'), nl = _mm256_set1_epi8('\n');
-  for (; i + 32 <= n; i += 32) {
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i));
-    // Signed compares: bytes >= 0x80 are negative, so they fail "> 0x1F".
-    const __m256i keep =
-        _mm256_or_si256(_mm256_and_si256(_mm256_cmpgt_epi8(v, lo), _mm256_cmpgt_epi8(hi, v)),
-                        _mm256_cmpeq_epi8(v, tab));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_blendv_epi8(nl, v, keep));
-  }
-  return i;
+  const __m256i tab = _mm256_set1_epi8('\t');
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  // Signed compares: bytes >= 0x80 are negative, so they fail "> 0x1F".
+  const __m256i keep =
+      _mm256_or_si256(_mm256_and_si256(_mm256_cmpgt_epi8(v, lo), _mm256_cmpgt_epi8(hi, v)),
+                      _mm256_cmpeq_epi8(v, tab));
+  return static_cast<std::uint32_t>(_mm256_movemask_epi8(keep));
 }
+__attribute__((target("avx2"))) std::uint64_t printable_mask64(const unsigned char* p) {
+  return printable_mask32(p) | std::uint64_t{printable_mask32(p + 32)} << 32;
+}
+
+// Writes the 32 bytes at p to out, those whose bit in m is clear as '\n'.
+__attribute__((target("avx2"))) void blend_newlines(const unsigned char* p, char* out,
+                                                    std::uint32_t m) {
+  const __m256i shuffle = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2,
+                                           2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+  const __m256i bits = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
+  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(m)), shuffle);
+  const __m256i keep = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bits), bits);
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out),
+                      _mm256_blendv_epi8(_mm256_set1_epi8('\n'), v, keep));
+}
+
+// 64 bytes at a time: the printable mask of this block and the next (a run
+// may continue into it), erosion by min_run - 1 (bit i: the min_run bytes from
+// i are printable) and dilation back (bit i: it lies in such a window).
+__attribute__((target("avx2"))) std::size_t printable_avx2(const unsigned char* p, char* out,
+                                                           std::size_t n, std::size_t min_run) {
+  using u128 = unsigned __int128;
+  if (n < 64) return 0;
+  const std::size_t blocks = n / 64;
+  const unsigned shift = static_cast<unsigned>(std::min<std::size_t>(min_run, 64) - 1);
+  std::uint64_t cur = printable_mask64(p), prev_windows = 0;
+  for (std::size_t b = 0; b < blocks; ++b) {
+    std::uint64_t next = 0;
+    if (b + 1 < blocks) {
+      next = printable_mask64(p + (b + 1) * 64);
+    } else {  // the tail after the last whole block
+      for (std::size_t i = (b + 1) * 64, k = 0; i < n && k < 64; ++i, ++k)
+        next |= static_cast<std::uint64_t>(printable(p[i])) << k;
+    }
+    const u128 x = static_cast<u128>(next) << 64 | cur;
+    u128 e = x;
+    for (unsigned k = 1; k <= shift; ++k) e &= x >> k;
+    const std::uint64_t windows = static_cast<std::uint64_t>(e);
+    u128 d = static_cast<u128>(windows) << 64 | prev_windows;
+    u128 grown = d;
+    for (unsigned k = 1; k <= shift; ++k) grown |= d << k;
+    const std::uint64_t keep = static_cast<std::uint64_t>(grown >> 64);
+    blend_newlines(p + b * 64, out + b * 64, static_cast<std::uint32_t>(keep));
+    blend_newlines(p + b * 64 + 32, out + b * 64 + 32, static_cast<std::uint32_t>(keep >> 32));
+    prev_windows = windows;
+    cur = next;
+  }
+  return blocks * 64;
+}
+
 }  // namespace
 
-std::string printable_runs(std::string_view in) {
+std::string printable_runs(std::string_view in, std::size_t min_run) {
+  min_run = std::max<std::size_t>(min_run, 1);
   std::string out(in.size(), '\n');
   const auto* p = reinterpret_cast<const unsigned char*>(in.data());
-  std::size_t i = __builtin_cpu_supports("avx2") ? printable_avx2(p, out.data(), in.size()) : 0;
-  for (; i < in.size(); ++i) {
-    const unsigned char c = p[i];
-    const bool keep = (c >= 0x20 && c < 0x7F) || c == '\t';
-    out[i] = keep ? static_cast<char>(c) : '\n';
+  std::size_t i = 0;
+  if (__builtin_cpu_supports("avx2") && min_run <= 64)
+    i = printable_avx2(p, out.data(), in.size(), min_run);
+  // The rest (or everything without AVX2): the run holding i may have started
+  // before i, in the part already written.
+  std::size_t run_start = i;
+  while (run_start > 0 && printable(p[run_start - 1])) --run_start;
+  for (; i <= in.size(); ++i) {
+    if (i < in.size() && printable(p[i])) continue;
+    if (i - run_start >= min_run)
+      for (std::size_t k = run_start; k < i; ++k) out[k] = static_cast<char>(p[k]);
+    run_start = i + 1;
   }
   return out;
 }

@@ -94,7 +94,7 @@ void load_file(const fs::path& path, BinaryMode binary, bool hash, FileReport& r
       report.skipped = "binary file (--binary skip)";
       return;
     }
-    f.decoded = printable_runs(data);
+    f.decoded = printable_runs(data, kMinPrintableRun);
     f.text = f.decoded;
     return;
   }
@@ -156,16 +156,20 @@ void finalize(const Policy& policy, const FileText& file, const std::vector<Chun
   // that are valid as more than one type).
   std::vector<std::optional<InfoType>> column_type;
   std::uint64_t rows = 0;
+  // CSV rows are records: a newline inside a quoted field does not end one.
+  std::uint64_t embedded_total = 0;
+  for (const auto& c : chunks) embedded_total += c.embedded_newlines.size();
   if (csv) {
-    rows = lines > (csv->header ? 1u : 0u) ? lines - (csv->header ? 1 : 0) : 0;
+    const std::uint64_t records = lines - std::min(lines, embedded_total);
+    rows = records > (csv->header ? 1u : 0u) ? records - (csv->header ? 1 : 0) : 0;
     std::vector<std::array<std::uint64_t, kTypeCount>> votes(csv->names.size());
     for (const auto& c : chunks)
-      for (const auto& h : c.hits) {
-        if (h.column < 0 || static_cast<std::size_t>(h.column) >= votes.size()) continue;
-        auto& v = votes[static_cast<std::size_t>(h.column)];
-        ++v[static_cast<std::size_t>(h.type)];
-        for (std::uint32_t alt = h.alternatives; alt; alt &= alt - 1)
-          ++v[static_cast<std::size_t>(__builtin_ctz(alt))];
+      for (const HitTally& t : c.tallies) {
+        if (t.column < 0 || static_cast<std::size_t>(t.column) >= votes.size()) continue;
+        auto& v = votes[static_cast<std::size_t>(t.column)];
+        v[static_cast<std::size_t>(t.type)] += t.count;
+        for (std::uint32_t alt = t.alternatives; alt; alt &= alt - 1)
+          v[static_cast<std::size_t>(__builtin_ctz(alt))] += t.count;
       }
     column_type.resize(votes.size());
     for (std::size_t col = 0; col < votes.size(); ++col) {
@@ -175,38 +179,59 @@ void finalize(const Policy& policy, const FileText& file, const std::vector<Chun
     }
   }
 
+  // The type and confidence a hit ends with (its column's type when it is
+  // valid as that type), and whether it is reported.
+  auto settle = [&](std::int32_t column, InfoType& type, std::uint8_t& confidence,
+                    std::uint8_t alternatives) {
+    if (csv && column >= 0 && static_cast<std::size_t>(column) < column_type.size()) {
+      const auto& ct = column_type[static_cast<std::size_t>(column)];
+      if (ct && (type == *ct || (alternatives & (1u << static_cast<unsigned>(*ct))))) {
+        type = *ct;
+        confidence = std::max<std::uint8_t>(confidence, 90);
+      }
+    }
+    const TypeRule& rule = policy.rule(type);
+    return rule.enabled && confidence / 100.0 + 1e-6 >= policy.min_confidence;
+  };
   std::vector<std::uint64_t> column_matches(column_type.size());
+  for (const auto& c : chunks)
+    for (const HitTally& t : c.tallies) {
+      InfoType type = t.type;
+      std::uint8_t confidence = t.confidence;
+      if (!settle(t.column, type, confidence, t.alternatives)) continue;
+      report.counts[static_cast<std::size_t>(type)] += t.count;
+      report.total += t.count;
+      if (csv && t.column >= 0 && static_cast<std::size_t>(t.column) < column_type.size() &&
+          column_type[static_cast<std::size_t>(t.column)] == type)
+        column_matches[static_cast<std::size_t>(t.column)] += t.count;
+    }
+
+  // The findings list (and every reported hit for masking) from the kept hits.
+  std::uint64_t embedded_before = 0;  // embedded newlines before the chunk / the hit
   for (const auto& c : chunks) {
     const std::uint64_t chunk_base = base;
     base += c.newlines;
+    std::size_t next_embedded = 0;
     for (const Hit& h0 : c.hits) {
+      if (!reported && report.findings.size() >= max_findings) break;
       Hit h = h0;
-      if (csv && h.column >= 0 && static_cast<std::size_t>(h.column) < column_type.size()) {
-        const auto& ct = column_type[static_cast<std::size_t>(h.column)];
-        if (ct && (h.type == *ct || (h.alternatives & (1u << static_cast<unsigned>(*ct))))) {
-          h.type = *ct;
-          h.confidence = std::max(h.confidence, 0.9f);
-        }
-      }
-      const TypeRule& rule = policy.rule(h.type);
-      if (!rule.enabled || h.confidence + 1e-6f < policy.min_confidence) continue;
-      ++report.counts[static_cast<std::size_t>(h.type)];
-      ++report.total;
-      const std::uint64_t line = chunk_base + h0.line;
-      if (csv && h.column >= 0 && static_cast<std::size_t>(h.column) < column_type.size() &&
-          column_type[static_cast<std::size_t>(h.column)] == h.type)
-        ++column_matches[static_cast<std::size_t>(h.column)];
+      if (!settle(h.column, h.type, h.confidence, h.alternatives)) continue;
       if (reported) reported->push_back(h);
       if (report.findings.size() >= max_findings) continue;
+      const TypeRule& rule = policy.rule(h.type);
+      const std::uint64_t line = chunk_base + h0.line;
       Finding f;
       f.type = h.type;
       f.category = rule.category;
       f.level = rule.level;
-      f.confidence = std::round(static_cast<double>(h.confidence) * 100) / 100;
+      f.confidence = h.confidence / 100.0;
       f.offset = h.offset;
       f.line = file.binary ? 0 : line;
       if (csv && h.column >= 0) {
-        f.row = line - (csv->header ? 1 : 0);
+        while (next_embedded < c.embedded_newlines.size() &&
+               c.embedded_newlines[next_embedded] < h.offset)
+          ++next_embedded;
+        f.row = line - (embedded_before + next_embedded) - (csv->header ? 1 : 0);
         const auto col = static_cast<std::size_t>(h.column);
         if (col < csv->names.size())
           f.column = csv->names[col];
@@ -216,6 +241,7 @@ void finalize(const Policy& policy, const FileText& file, const std::vector<Chun
       f.masked = mask_sample(h.type, file.text.substr(h.offset, h.length));
       report.findings.push_back(std::move(f));
     }
+    embedded_before += c.embedded_newlines.size();
   }
   for (std::size_t col = 0; col < column_type.size(); ++col) {
     if (!column_type[col] || column_matches[col] == 0) continue;
@@ -385,7 +411,34 @@ DatasetReport scan(const ClassifyOptions& o) {
   std::atomic<std::uint64_t> done_bytes{0};
 
   TaskPool pool(rep.threads);
+  std::uint32_t enabled_types = 0;
+  for (std::size_t t = 0; t < kTypeCount; ++t)
+    if (policy.types[t].enabled) enabled_types |= 1u << t;
+  auto scan_range = [&](FileJob& job, std::size_t c, const CsvState& start) {
+    ChunkInput in;
+    in.text = job.file.text;
+    in.begin = job.ranges[c].first;
+    in.end = job.ranges[c].second;
+    in.csv = job.file.csv ? &*job.file.csv : nullptr;
+    in.csv_start = start;
+    in.binary = job.file.binary;
+    in.max_findings = o.max_findings_per_file;
+    in.min_confidence = policy.min_confidence;
+    in.enabled_types = enabled_types;
+    job.outputs[c] = ChunkOutput{};
+    scan_chunk(in, job.outputs[c]);
+  };
   auto finish = [&](const std::shared_ptr<FileJob>& job, FileReport& fr) {
+    // A CSV chunk that starts inside a quoted field (its predecessor ends in
+    // one) was parsed from a wrong state: scan it again from the right one.
+    if (job->error.empty() && job->file.csv && !stop_requested().load()) {
+      try {
+        for (std::size_t c = 1; c < job->outputs.size(); ++c)
+          if (job->outputs[c - 1].csv_end.quoted) scan_range(*job, c, job->outputs[c - 1].csv_end);
+      } catch (const std::exception& e) {
+        job->error = e.what();
+      }
+    }
     if (!job->error.empty()) {
       fr.error = job->error;
     } else {
@@ -411,14 +464,7 @@ DatasetReport scan(const ClassifyOptions& o) {
       job->remaining = job->ranges.size();
       auto run_chunk = [&, job, i](std::size_t c) {
         try {
-          if (!stop_requested().load()) {
-            ChunkInput in;
-            in.text = job->file.text;
-            in.begin = job->ranges[c].first;
-            in.end = job->ranges[c].second;
-            in.csv = job->file.csv ? &*job->file.csv : nullptr;
-            scan_chunk(in, job->outputs[c]);
-          }
+          if (!stop_requested().load()) scan_range(*job, c, CsvState{});
         } catch (const std::exception& e) {
           std::lock_guard lock(job->error_mutex);
           if (job->error.empty()) job->error = e.what();

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstring>
 
 #include "classify/bytes.h"
@@ -189,23 +190,10 @@ __attribute__((target("avx2,bmi"))) std::size_t digit_span_avx2(const unsigned c
   return m == 0xFFFFFFFFu ? 32 : static_cast<std::size_t>(__builtin_ctz(~m));
 }
 
-// Delimiters outside quotes in [p, p+n), or SIZE_MAX when a quote occurs (the
-// caller then counts byte by byte).
-__attribute__((target("avx2,popcnt"))) std::size_t count_delims_avx2(const unsigned char* p,
-                                                                     std::size_t n, char delim) {
-  std::size_t count = 0, i = 0;
-  const __m256i dq = _mm256_set1_epi8('"'), dl = _mm256_set1_epi8(delim);
-  for (; i + 32 <= n; i += 32) {
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i));
-    if (_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, dq))) return SIZE_MAX;
-    count += static_cast<std::size_t>(
-        __builtin_popcount(static_cast<unsigned>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, dl)))));
-  }
-  for (; i < n; ++i) {
-    if (p[i] == '"') return SIZE_MAX;
-    count += p[i] == static_cast<unsigned char>(delim);
-  }
-  return count;
+// The byte masks of two 32-byte compares as 64 bits.
+__attribute__((target("avx2"))) inline std::uint64_t bits64(__m256i lo, __m256i hi) {
+  return static_cast<std::uint64_t>(static_cast<std::uint32_t>(_mm256_movemask_epi8(lo))) |
+         static_cast<std::uint64_t>(static_cast<std::uint32_t>(_mm256_movemask_epi8(hi))) << 32;
 }
 
 // Only called on masks from the AVX2 pass, so the CPU has POPCNT.
@@ -303,43 +291,82 @@ bool credential_value_ok(InfoType type, std::string_view v) {
 // ---- The scanner -------------------------------------------------------------------
 class Scanner {
  public:
-  Scanner(const ChunkInput& in, ChunkOutput& out)
-      : t_(reinterpret_cast<const unsigned char*>(in.text.data())),
+  Scanner(const ChunkInput& in, ChunkOutput& out, std::vector<Hit>& hits,
+          std::vector<std::uint64_t>& nl_masks)
+      : in_(in),
+        hits_(hits),
+        nl_masks_(nl_masks),
+        t_(reinterpret_cast<const unsigned char*>(in.text.data())),
         n_(in.text.size()),
         begin_(in.begin),
         end_(std::min(in.end, in.text.size())),
         csv_(in.csv),
+        binary_(in.binary),
         out_(out),
-        col_pos_(in.begin) {}
+        stream_(in.max_findings != SIZE_MAX && !(in.csv && in.csv->has_credentials)),
+        csv_start_(in.csv_start),
+        csv_state_(in.csv_start),
+        csv_frontier_(in.begin) {}
 
   void run() {
-    out_.hits.reserve((end_ - begin_) / 64);
+    hits_.clear();
+    nl_masks_.clear();
+    out_.tallies.clear();
+    out_.hit_count = 0;
+    if (!stream_) hits_.reserve((end_ - begin_) / 64);
     nl_masks_.reserve((end_ - begin_) / 64 + 1);
     std::size_t tail = begin_;
     if (__builtin_cpu_supports("avx2")) tail = run_avx2();
     run_scalar(tail);
-    if (csv_ && csv_->has_credentials) credential_columns();
+    if (csv_) {
+      while (csv_frontier_ < end_) csv_block(csv_frontier_);
+      out_.csv_end = csv_state_;
+      if (csv_->has_credentials) credential_columns();
+    }
+    settle(SIZE_MAX);
     number_lines();
   }
 
  private:
+  const ChunkInput& in_;
+  std::vector<Hit>& hits_;  // hits not settled yet (a reused buffer)
+  std::vector<std::uint64_t>& nl_masks_;  // newlines of each 64-byte block from begin_ (SIMD pass)
   const unsigned char* t_;
   std::size_t n_, begin_, end_;
   const CsvLayout* csv_;
+  const bool binary_;
   ChunkOutput& out_;
+  const bool stream_;  // settle hits during the scan (see settle())
   std::size_t cursor_ = 0;  // candidates before this were consumed by an earlier token
   std::vector<std::pair<std::string, std::uint32_t>> key_cache_;  // JSON field name -> context
-  std::vector<std::uint64_t> nl_masks_;  // newlines of each 64-byte block from begin_ (SIMD pass)
 
-  // Column tracking within the current line (CSV): col_ delimiters lie
-  // between the line's start and col_pos_.
-  std::size_t col_pos_;
-  std::int32_t col_ = 0;
-  bool col_quoted_ = false;
+  // CSV records and columns, parsed 64 bytes at a time ahead of the
+  // candidates of those bytes: for the current and the previous block, the
+  // record ends (newlines outside quotes), the field separators (delimiters
+  // outside quotes) and the column at the block's start, so that the column
+  // of a position is a popcount.
+  struct CsvBlock {
+    std::size_t start = SIZE_MAX;
+    std::uint64_t records = 0, separators = 0;
+    std::uint32_t column = 0;
+  };
+  const CsvState csv_start_;  // at begin_
+  CsvState csv_state_;        // at csv_frontier_
+  std::size_t csv_frontier_;  // blocks before it are parsed
+  CsvBlock csv_cur_, csv_prev_;
 
   unsigned char at(std::size_t i) const { return i < n_ ? t_[i] : 0; }
   const bool avx2_ = __builtin_cpu_supports("avx2");
+  // The SIMD pass's digit mask of the block being dispatched: most digit
+  // runs end inside it.
+  std::size_t dig_block_ = SIZE_MAX;
+  std::uint64_t dig_mask_ = 0;
   std::size_t run_end(std::size_t s) const {
+    if (s >= dig_block_ && s - dig_block_ < 64) {
+      const std::uint64_t rest = ~dig_mask_ >> (s - dig_block_);
+      if (rest) return s + static_cast<std::size_t>(__builtin_ctzll(rest));
+      s = dig_block_ + 64;
+    }
     if (avx2_ && s + 32 <= n_) {
       const std::size_t k = digit_span_avx2(t_ + s);
       if (k < 32) return s + k;
@@ -354,7 +381,7 @@ class Scanner {
   }
 
   // ---- Candidate positions -------------------------------------------------------------
-  __attribute__((target("avx2,bmi"))) std::size_t run_avx2() {
+  __attribute__((target("avx2,bmi,popcnt"))) std::size_t run_avx2() {
     std::size_t i = begin_;
     std::uint64_t prev_digit = (i > 0 && is_digit(t_[i - 1])) ? 1 : 0;
     std::uint64_t prev_colon = (i > 0 && t_[i - 1] == ':') ? 1 : 0;
@@ -364,6 +391,7 @@ class Scanner {
     // Runs starting in the last two bytes may continue in the next block.
     constexpr std::uint64_t kEdge = std::uint64_t{3} << 62;
     while (i < end_ && i + 66 <= n_) {
+      if (csv_) csv_block_avx2(i);
       std::uint32_t d0, e0, s0, c0, u0, l0, n0, d1, e1, s1, c1, u1, l1, n1;
       avx2_masks(t_ + i, d0, e0, s0, c0, u0, l0, n0);
       avx2_masks(t_ + i + 32, d1, e1, s1, c1, u1, l1, n1);
@@ -373,8 +401,8 @@ class Scanner {
       const std::uint64_t dig = d0 | (std::uint64_t{d1} << 32);
       const std::uint64_t sep = s0 | (std::uint64_t{s1} << 32);
       const std::uint64_t colon = c0 | (std::uint64_t{c1} << 32);
-      const std::uint64_t mark =
-          (u0 | (std::uint64_t{u1} << 32)) | (colon & ((colon << 1) | prev_colon));
+      const std::uint64_t dcolon = colon & ((colon << 1) | prev_colon);  // 2nd ':' of "::"
+      const std::uint64_t mark = (u0 | (std::uint64_t{u1} << 32)) | dcolon;
       const std::uint64_t starts = dig & ~((dig << 1) | prev_digit);
       // Digit runs shorter than 3 matter only before '.' (IPv4), after "::"
       // (IPv6) or after an upper-case letter (IBAN check digits): on_digit_run
@@ -392,8 +420,18 @@ class Scanner {
       prev_digit = dig >> 63;
       prev_colon = colon >> 63;
       prev_mark = mark >> 63;
-      std::uint64_t ev = (e0 | (std::uint64_t{e1} << 32)) | keep;
+      // IPv6: the second colon of every "::", and in blocks with 3+ colons
+      // the first colon of a "h:h:h:h" chain (full forms have no "::").
+      std::uint64_t v6 = dcolon;
+      if (__builtin_popcountll(colon) >= 3)
+        for (std::uint64_t c = colon & ~v6; c; c &= c - 1) {
+          const std::size_t pos = i + static_cast<std::size_t>(__builtin_ctzll(c));
+          if (ipv6_chain(pos)) v6 |= c & -c;
+        }
+      std::uint64_t ev = (e0 | (std::uint64_t{e1} << 32)) | keep | v6;
       if (end_ - i < 64) ev &= (std::uint64_t{1} << (end_ - i)) - 1;
+      dig_block_ = i;
+      dig_mask_ = dig;
       while (ev) {
         const std::size_t pos = i + static_cast<std::size_t>(__builtin_ctzll(ev));
         ev &= ev - 1;
@@ -401,6 +439,7 @@ class Scanner {
       }
       i += 64;
     }
+    dig_block_ = SIZE_MAX;
     return std::min(i, end_);
   }
 
@@ -410,10 +449,13 @@ class Scanner {
 
   void run_scalar(std::size_t from) {
     for (std::size_t i = from; i < end_; ++i) {
+      if (csv_ && i >= csv_frontier_) csv_block(csv_frontier_);
       if (i < cursor_) continue;
       const unsigned char c = t_[i];
       if (is_digit(c)) {
         if (!is_digit(before(i))) dispatch(i);
+      } else if (c == ':') {
+        if (before(i) == ':' || ipv6_chain(i)) dispatch(i);
       } else if (pair_candidate(i)) {
         dispatch(i);
       }
@@ -424,6 +466,7 @@ class Scanner {
     const unsigned char c = t_[pos];
     if (is_digit(c)) return on_digit_run(pos);
     if (c == '@') return on_at(pos);
+    if (c == ':') return on_colon(pos);
     on_prefix(pos);
   }
 
@@ -435,7 +478,86 @@ class Scanner {
     return nl ? static_cast<std::size_t>(static_cast<const unsigned char*>(nl) - t_) + 1 : floor;
   }
 
-  // Line numbers of all hits (relative to the chunk) and the chunk's newline
+  // ---- Settling hits: the findings list and the tallies ---------------------------------
+  // A hit is settled once no later candidate can replace it: then it is
+  // tallied (the merge's counts and CSV column votes) and, until max_findings
+  // of the kept ones are surely reported, copied to ChunkOutput::hits. While
+  // streaming, add() settles hits that lie kSettleLag bytes before the newest
+  // one while they are still in cache, and the buffer stays small; otherwise
+  // (masking keeps every hit; credential columns merge hits after the scan)
+  // everything is settled at the end.
+  //
+  // Every later hit starts at most kLookBehind bytes before the end of the
+  // newest one (candidates are dispatched at or after the cursor, which add()
+  // moves past each hit, and no token looks further back than the 256 bytes
+  // of a connection string), and add() only replaces hits that start at or
+  // after a later hit's start.
+  static constexpr std::size_t kLookBehind = 256, kSettleLag = 4 * kLookBehind;
+  bool keeping_ = in_.max_findings > 0;  // hits are still copied to out_.hits
+  std::size_t sure_ = 0;  // kept hits that are surely reported
+  // Tallies by (column, type, confidence, alternatives): open addressing.
+  std::vector<std::uint64_t> tally_keys_ = std::vector<std::uint64_t>(64);
+  std::vector<std::uint32_t> tally_slots_ = std::vector<std::uint32_t>(64, UINT32_MAX);
+  std::uint64_t last_key_ = ~std::uint64_t{0};
+  std::size_t last_tally_ = 0;
+
+  static std::uint64_t tally_key(std::int32_t column, InfoType type, std::uint8_t confidence,
+                                 std::uint8_t alternatives) {
+    return static_cast<std::uint64_t>(static_cast<std::uint32_t>(column)) << 32 |
+           static_cast<std::uint64_t>(type) << 16 | std::uint64_t{confidence} << 8 | alternatives;
+  }
+  std::size_t tally_slot(std::uint64_t key) const {
+    std::size_t i = (key * 0x9E3779B97F4A7C15ull) >> 40 & (tally_slots_.size() - 1);
+    while (tally_slots_[i] != UINT32_MAX && tally_keys_[i] != key)
+      i = (i + 1) & (tally_slots_.size() - 1);
+    return i;
+  }
+  void tally(const Hit& h) {
+    const std::uint64_t key = tally_key(h.column, h.type, h.confidence, h.alternatives);
+    auto& tallies = out_.tallies;
+    if (key != last_key_) {
+      if (tallies.size() * 2 >= tally_slots_.size()) {  // grow
+        tally_keys_.assign(tally_slots_.size() * 2, 0);
+        tally_slots_.assign(tally_slots_.size() * 2, UINT32_MAX);
+        for (std::size_t t = 0; t < tallies.size(); ++t) {
+          const HitTally& x = tallies[t];
+          const std::uint64_t k = tally_key(x.column, x.type, x.confidence, x.alternatives);
+          const std::size_t i = tally_slot(k);
+          tally_keys_[i] = k;
+          tally_slots_[i] = static_cast<std::uint32_t>(t);
+        }
+      }
+      const std::size_t i = tally_slot(key);
+      if (tally_slots_[i] == UINT32_MAX) {
+        tally_keys_[i] = key;
+        tally_slots_[i] = static_cast<std::uint32_t>(tallies.size());
+        tallies.push_back({h.column, h.type, h.confidence, h.alternatives, 0});
+      }
+      last_tally_ = tally_slots_[i];
+      last_key_ = key;
+    }
+    ++tallies[last_tally_].count;
+    ++out_.hit_count;
+  }
+
+  // Settles the buffered hits that start before `limit`.
+  void settle(std::size_t limit) {
+    std::size_t k = 0;
+    for (; k < hits_.size() && hits_[k].offset < limit; ++k) {
+      const Hit& h = hits_[k];
+      if (keeping_) {
+        out_.hits.push_back(h);
+        sure_ += h.confidence / 100.0 + 1e-6 >= in_.min_confidence &&
+                 (in_.enabled_types & (1u << static_cast<unsigned>(h.type))) &&
+                 (h.alternatives & ~in_.enabled_types) == 0;
+        keeping_ = sure_ < in_.max_findings;
+      }
+      tally(h);
+    }
+    hits_.erase(hits_.begin(), hits_.begin() + static_cast<std::ptrdiff_t>(k));
+  }
+
+  // Line numbers of the kept hits (relative to the chunk) and the chunk's newline
   // count, in one pass after the scan: counting per hit would cost more than
   // finding it in dense files.
   void number_lines() {
@@ -477,38 +599,149 @@ class Scanner {
     return static_cast<std::uint32_t>(classify::count_newlines(t_ + a, b - a));
   }
 
-  // CSV column of position x on its line (quote-aware); x only grows within a
-  // line, so the count continues from the previous position.
-  std::int32_t column_of(std::size_t x) {
-    if (col_pos_ > x) {  // an earlier position (look-behind): recount its line
-      col_pos_ = line_start(x, 0);
-      col_ = 0;
-      col_quoted_ = false;
-    } else if (x > col_pos_) {
-      const void* nl = ::memrchr(t_ + col_pos_, '\n', x - col_pos_);
-      if (nl) {
-        col_pos_ = static_cast<std::size_t>(static_cast<const unsigned char*>(nl) - t_) + 1;
-        col_ = 0;
-        col_quoted_ = false;
+  // ---- CSV records ------------------------------------------------------------------------
+  static std::uint64_t prefix_xor(std::uint64_t x) {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    return x;
+  }
+  static std::uint64_t low_bits(std::size_t n) {  // n <= 64
+    return n >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << n) - 1;
+  }
+
+  // Whether byte p starts a field: the file's start (after a UTF-8 BOM),
+  // or right after a delimiter or a newline.
+  bool field_start(std::size_t p) const {
+    if (p == 0 || (p == 3 && t_[0] == 0xEF && t_[1] == 0xBB && t_[2] == 0xBF)) return true;
+    const unsigned char c = t_[p - 1];
+    return c == static_cast<unsigned char>(csv_->delimiter) || c == '\n';
+  }
+
+  // One byte of the parse (the scalar twin of csv_block).
+  void csv_step(CsvState& s, std::size_t p) const {
+    const unsigned char c = t_[p];
+    const bool after_closer = s.after_closer;
+    s.after_closer = false;
+    if (c == '"') {
+      if (s.quoted) {
+        s.quoted = false;
+        s.after_closer = true;
+      } else if (after_closer || field_start(p)) {
+        s.quoted = true;
       }
+    } else if (!s.quoted) {
+      if (c == static_cast<unsigned char>(csv_->delimiter))
+        ++s.column;
+      else if (c == '\n')
+        s.column = 0;
     }
+  }
+
+  // Parses the block of up to 64 bytes at i (i == csv_frontier_): records
+  // embedded newlines, the block's record ends and separators, and the state
+  // after it. Under plain toggling every quote flips "inside" (prefix XOR; a
+  // "" pair flips twice); a quote that would open a field where none starts
+  // (not after a delimiter, a newline or a closing quote) is a character of
+  // the field instead: it is dropped and the parity recomputed.
+  void csv_block(std::size_t i) {
+    const std::size_t len = std::min<std::size_t>(64, end_ - i);
+    std::uint64_t q = 0, dl = 0, nl = 0;
     const unsigned char delim = static_cast<unsigned char>(csv_->delimiter);
-    if (avx2_ && !col_quoted_ && x > col_pos_) {
-      const std::size_t n = count_delims_avx2(t_ + col_pos_, x - col_pos_, csv_->delimiter);
-      if (n != SIZE_MAX) {
-        col_ += static_cast<std::int32_t>(n);
-        col_pos_ = x;
-        return col_;
+    for (std::size_t k = 0; k < len; ++k) {
+      const unsigned char c = t_[i + k];
+      q |= std::uint64_t{c == '"'} << k;
+      dl |= std::uint64_t{c == delim} << k;
+      nl |= std::uint64_t{c == '\n'} << k;
+    }
+    csv_parse(i, len, q, dl, nl);
+  }
+  // The same for a whole block inside the SIMD pass (inlined there).
+  __attribute__((target("avx2,popcnt"), always_inline)) void csv_block_avx2(std::size_t i) {
+    const std::size_t len = std::min<std::size_t>(64, end_ - i);
+    const __m256i qq = _mm256_set1_epi8('"'), dd = _mm256_set1_epi8(csv_->delimiter),
+                  nn = _mm256_set1_epi8('\n');
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t_ + i));
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t_ + i + 32));
+    const std::uint64_t valid = low_bits(len);
+    csv_parse(i, len, bits64(_mm256_cmpeq_epi8(a, qq), _mm256_cmpeq_epi8(b, qq)) & valid,
+              bits64(_mm256_cmpeq_epi8(a, dd), _mm256_cmpeq_epi8(b, dd)) & valid,
+              bits64(_mm256_cmpeq_epi8(a, nn), _mm256_cmpeq_epi8(b, nn)) & valid);
+  }
+  __attribute__((always_inline)) void csv_parse(std::size_t i, std::size_t len, std::uint64_t q,
+                                                std::uint64_t dl, std::uint64_t nl) {
+    const std::uint64_t flip = csv_state_.quoted ? ~std::uint64_t{0} : 0;
+    std::uint64_t inside = prefix_xor(q) ^ flip;
+    if (q) {
+      std::uint64_t starts = ((dl | nl) << 1) | std::uint64_t{field_start(i)};
+      if (i == 0 && field_start(3)) starts |= std::uint64_t{1} << 3;
+      const std::uint64_t closer_carry = csv_state_.after_closer;
+      while (true) {
+        const std::uint64_t openers = q & inside, closers = q & ~inside;
+        const std::uint64_t stray = openers & ~(starts | (closers << 1) | closer_carry);
+        if (!stray) break;
+        q &= ~(stray & -stray);
+        inside = prefix_xor(q) ^ flip;
       }
     }
-    for (; col_pos_ < x; ++col_pos_) {
-      const unsigned char c = t_[col_pos_];
-      if (c == '"')
-        col_quoted_ = !col_quoted_;
-      else if (c == delim && !col_quoted_)
-        ++col_;
+    const std::uint64_t records = nl & ~inside;
+    for (std::uint64_t e = nl & inside; e; e &= e - 1)
+      out_.embedded_newlines.push_back(i + static_cast<std::size_t>(__builtin_ctzll(e)));
+    const std::uint64_t separators = dl & ~inside;
+    csv_prev_ = csv_cur_;
+    csv_cur_ = {i, records, separators, csv_state_.column};
+    if (records) {
+      const unsigned last = 63u - static_cast<unsigned>(__builtin_clzll(records));
+      csv_state_.column =
+          static_cast<std::uint32_t>(std::popcount(separators & ~low_bits(last + 1)));
+    } else {
+      csv_state_.column += static_cast<std::uint32_t>(std::popcount(separators));
     }
-    return col_;
+    csv_state_.quoted = (inside >> (len - 1)) & 1;
+    csv_state_.after_closer = ((q & ~inside) >> (len - 1)) & 1;
+    csv_frontier_ = i + len;
+  }
+
+  // POPCNT where the CPU has it (every AVX2 CPU does), else the portable count.
+  std::uint32_t pop(std::uint64_t x) const {
+    return avx2_ ? popcount64(x) : static_cast<std::uint32_t>(std::popcount(x));
+  }
+  std::int32_t column_in(const CsvBlock& b, std::size_t x) const {
+    const std::uint64_t below = low_bits(x - b.start);
+    const std::uint64_t ends = b.records & below;
+    if (!ends) return static_cast<std::int32_t>(b.column + pop(b.separators & below));
+    const unsigned last = 63u - static_cast<unsigned>(__builtin_clzll(ends));
+    return static_cast<std::int32_t>(pop(b.separators & below & ~low_bits(last + 1)));
+  }
+
+  // Bytes [from, x) parsed from state s as csv_block does (without recording).
+  std::int32_t column_parsed(CsvState s, std::size_t from, std::size_t x) const {
+    for (std::size_t p = from; p < x; ++p) csv_step(s, p);
+    return static_cast<std::int32_t>(s.column);
+  }
+
+  // CSV column of position x: from the parsed blocks around the candidates
+  // (a popcount), else by parsing from the frontier (look-ahead of a
+  // keyword's value) or from the start of x's record (a long look-behind).
+  std::int32_t column_of(std::size_t x) {
+    if (x >= csv_cur_.start && x - csv_cur_.start < 64) return column_in(csv_cur_, x);
+    if (x >= csv_prev_.start && x - csv_prev_.start < 64) return column_in(csv_prev_, x);
+    if (x >= csv_frontier_) return column_parsed(csv_state_, csv_frontier_, x);
+    // Back to the newline that ends the previous record (one not embedded).
+    std::size_t p = x;
+    while (p > begin_) {
+      const void* nl = ::memrchr(t_ + begin_, '\n', p - begin_);
+      if (!nl) break;
+      const auto at_nl = static_cast<std::size_t>(static_cast<const unsigned char*>(nl) - t_);
+      const auto& emb = out_.embedded_newlines;
+      if (!std::binary_search(emb.begin(), emb.end(), at_nl))
+        return column_parsed(CsvState{}, at_nl + 1, x);
+      p = at_nl;
+    }
+    return column_parsed(csv_start_, begin_, x);
   }
 
   // Context of a candidate starting at x: its column's name in CSV, else the
@@ -553,7 +786,7 @@ class Scanner {
            std::uint32_t alternatives = 0) {
     cursor_ = std::max(cursor_, b);
     if (confidence < kCandidateConfidence) return;
-    auto& hits = out_.hits;
+    auto& hits = hits_;
     // A later hit that contains earlier ones (an email around a phone number) replaces them.
     while (!hits.empty() && hits.back().offset >= a && hits.back().offset + hits.back().length <= b)
       hits.pop_back();
@@ -561,11 +794,12 @@ class Scanner {
     Hit h;
     h.offset = a;
     h.length = static_cast<std::uint32_t>(b - a);
-    h.alternatives = alternatives;
+    h.alternatives = static_cast<std::uint8_t>(alternatives);
     h.column = csv_ ? column_of(a) : -1;
-    h.confidence = std::min(confidence, 1.0f);
+    h.confidence = static_cast<std::uint8_t>(std::min(confidence, 1.0f) * 100 + 0.5f);
     h.type = type;
     hits.push_back(h);
+    if (stream_ && hits.size() >= 256 && a > kSettleLag) settle(a - kSettleLag);
   }
 
   // ---- Numbers -------------------------------------------------------------------------------
@@ -600,30 +834,73 @@ class Scanner {
     if (validate::ipv4(view(s, e))) add(s, e, InfoType::ipv4, 0.8f);
   }
 
-  bool try_ipv6(std::size_t s) {
+  // An IPv6 address around s (a digit run next to ':' or a colon). `soft`:
+  // a failure leaves the cursor alone, so the digits around s are still
+  // tokenised as numbers.
+  bool try_ipv6(std::size_t s, bool soft = false) {
     std::size_t a = s;
     while (a > 0 && s - a < 40 && (is_hex(t_[a - 1]) || t_[a - 1] == ':')) --a;
     std::size_t e = s;
-    int colons = 0;
-    bool double_colon = false;
-    while (e < n_ && e - a < 46 && (is_hex(t_[e]) || t_[e] == ':' || t_[e] == '.')) {
-      if (t_[e] == ':') {
-        ++colons;
-        if (before(e) == ':') double_colon = true;
-      }
-      ++e;
-    }
-    for (std::size_t i = a; i < s; ++i)
-      if (t_[i] == ':') {
+    while (e < n_ && e - a < 46 && (is_hex(t_[e]) || t_[e] == ':' || t_[e] == '.')) ++e;
+    if (!soft) cursor_ = std::max(cursor_, e);
+    while (e > a && t_[e - 1] == '.') --e;
+    int colons = 0, hex = 0;
+    bool double_colon = false, decimal = false;
+    for (std::size_t i = a; i < e; ++i) {
+      const unsigned char c = t_[i];
+      if (c == ':') {
         ++colons;
         if (i > a && t_[i - 1] == ':') double_colon = true;
+      } else if (c != '.') {
+        ++hex;
+        decimal |= is_digit(c);
       }
-    cursor_ = std::max(cursor_, e);
+    }
     if (colons < 2 || (!double_colon && colons != 7)) return false;
-    while (e > a && t_[e - 1] == '.') --e;
     if (is_alnum(before(a)) || is_alnum(at(e))) return false;
     if (!validate::ipv6(view(a, e))) return false;
-    add(a, e, InfoType::ipv6, 0.85f);
+    // Short compressed forms ("C::8", "::1", "cb::add", "dead::beef") are as
+    // likely bytes of a binary, C++ scopes or words as addresses: they count
+    // only with IP context ("ip", "ipv6", "addr", "host", an "ip" column or
+    // field) or in brackets ("[::1]:8080"). Full forms and compressed forms
+    // with 5+ hex digits and a decimal digit ("fe80::1", "2001:db8::8a2e")
+    // stand on their own.
+    // In a binary file's printable runs a compressed form also needs 3+
+    // groups ("10D::3A" occurs by chance; "2001:500:2f::f" does not).
+    int groups = 0;
+    for (std::size_t i = a; i < e; ++i)
+      groups += t_[i] != ':' && (i == a || t_[i - 1] == ':');
+    float confidence = 0.85f;
+    if (double_colon && (hex < 5 || !decimal || (binary_ && groups < 3))) {
+      const bool bracketed = before(a) == '[' && at(e) == ']';
+      confidence = bracketed || (context_at(a) & kCtxIp) ? 0.85f : 0.4f;
+    }
+    add(a, e, InfoType::ipv6, confidence);
+    return true;
+  }
+
+  // ':' dispatched by the candidate pass: the second colon of "::" next to a
+  // hex digit, or the first colon of "h:h:h:h" (the full form has no "::").
+  void on_colon(std::size_t c) {
+    if (before(c) == ':') {
+      if (at(c + 1) == ':' || !(is_hex(at(c + 1)) || (c >= 2 && is_hex(t_[c - 2])))) return;
+    } else if (!ipv6_chain(c)) {
+      return;
+    }
+    try_ipv6(c, true);
+  }
+
+  // A hex digit before the colon at c and three groups of 1-4 hex digits each
+  // followed by ':' after it.
+  bool ipv6_chain(std::size_t c) const {
+    if (c == 0 || !is_hex(t_[c - 1])) return false;
+    std::size_t p = c + 1;
+    for (int g = 0; g < 3; ++g) {
+      std::size_t k = 0;
+      while (k < 5 && is_hex(at(p + k))) ++k;
+      if (k == 0 || k > 4 || at(p + k) != ':') return false;
+      p += k + 1;
+    }
     return true;
   }
 
@@ -648,9 +925,10 @@ class Scanner {
       }
       break;
     }
-    // A lone group shorter than 11 digits is no identifier (mobiles have 11,
-    // cards 13-19, IDs 15/18): amounts, years and counters end here.
-    if (ng == 1 && total < 11 && !((at(pos) == 'X' || at(pos) == 'x'))) return;
+    // Fewer than 11 digits are no identifier (mobiles have 11, cards 13-19,
+    // IDs 15/18, the "X" of an ID is no digit): amounts, years, counters and
+    // timestamps ("2026-11-25 12") end here.
+    if (total < 11) return;
     std::size_t end = pos;
     // The last group runs into letters: it belongs to a word, not to this number.
     if (is_alpha(at(end)) && ng > 1 &&
@@ -890,7 +1168,46 @@ class Scanner {
     while (b < n_ && b - s < 254 && is(t_[b], kDomain)) ++b;
     while (b > s + 1 && (t_[b - 1] == '.' || t_[b - 1] == '-')) --b;
     if (a == s || b <= s + 3) return;
-    if (validate::email(view(a, b))) add(a, b, InfoType::email, 0.95f);
+    if (validate::email(view(a, b)) && (!binary_ || email_in_binary(a, s, b)))
+      add(a, b, InfoType::email, 0.95f);
+  }
+
+  // In a binary file's printable runs "p@6.of" and "S@mvd.tH" occur by
+  // chance (some 25 per GiB of random bytes): there an address must look
+  // written, as in "Report bugs to bug-coreutils@gnu.org": a local part of 2+
+  // characters, a domain in one case with labels of 2+ characters, and a
+  // country-code TLD or a known generic one.
+  bool email_in_binary(std::size_t a, std::size_t at_pos, std::size_t b) const {
+    if (at_pos - a < 2) return false;
+    bool has_lower = false, has_upper = false;
+    std::size_t label = 0, last_dot = at_pos;
+    for (std::size_t i = at_pos + 1; i <= b; ++i) {
+      const unsigned char c = i < b ? t_[i] : '.';
+      if (c == '.') {
+        if (label < 2) return false;
+        if (i < b) last_dot = i;
+        label = 0;
+        continue;
+      }
+      ++label;
+      has_lower |= bytes::is_lower(c);
+      has_upper |= is_upper(c);
+    }
+    if (has_lower && has_upper) return false;
+    const std::size_t tld = b - last_dot - 1;
+    if (tld == 2) return true;  // country codes
+    static constexpr std::string_view kGeneric[] = {
+        "com",  "net",  "org",   "edu",  "gov",   "mil",    "int",  "info", "biz",  "name",
+        "pro",  "mobi", "asia",  "top",  "xyz",   "vip",    "club", "shop", "site", "online",
+        "tech", "wang", "ltd",   "cloud", "link", "work",   "group", "store", "live", "app",
+        "dev",  "art",  "fun",   "icu",  "ink",   "email",  "mail", "host", "space", "world"};
+    char low[8];
+    if (tld > sizeof low) return false;
+    for (std::size_t i = 0; i < tld; ++i) low[i] = static_cast<char>(lower(t_[last_dot + 1 + i]));
+    const std::string_view name(low, tld);
+    for (std::string_view g : kGeneric)
+      if (g == name) return true;
+    return false;
   }
 
   // ---- Fixed prefixes
@@ -1054,22 +1371,33 @@ class Scanner {
   // --------------------------------------------------------------
   void credential_columns() {
     std::vector<Hit> extra;
-    std::size_t pos = begin_;
     const unsigned char delim = static_cast<unsigned char>(csv_->delimiter);
+    const auto& embedded = out_.embedded_newlines;
+    std::size_t next_embedded = 0;
+    std::size_t pos = begin_;
+    CsvState state = csv_start_;  // of the chunk's first record; later records start clean
     while (pos < end_) {
-      const unsigned char* nl =
-          static_cast<const unsigned char*>(std::memchr(t_ + pos, '\n', end_ - pos));
-      const std::size_t eol = nl ? static_cast<std::size_t>(nl - t_) : end_;
+      // The record: up to the next newline that is not embedded.
+      std::size_t eol = pos;
+      while (true) {
+        const unsigned char* nl =
+            static_cast<const unsigned char*>(std::memchr(t_ + eol, '\n', end_ - eol));
+        eol = nl ? static_cast<std::size_t>(nl - t_) : end_;
+        while (next_embedded < embedded.size() && embedded[next_embedded] < eol) ++next_embedded;
+        if (nl && next_embedded < embedded.size() && embedded[next_embedded] == eol) {
+          ++next_embedded;
+          ++eol;
+          continue;
+        }
+        break;
+      }
       if (!(pos == 0 && csv_->header)) {
         std::size_t f = pos;
-        std::int32_t col = 0;
+        auto col = static_cast<std::int32_t>(state.column);
         while (f <= eol) {
           std::size_t g = f;
-          bool quoted = false;
-          while (g < eol && (quoted || t_[g] != delim)) {
-            if (t_[g] == '"') quoted = !quoted;
-            ++g;
-          }
+          while (g < eol && (state.quoted || t_[g] != delim)) csv_step(state, g++);
+          if (g < eol) csv_step(state, g);  // the delimiter
           std::size_t a = f, b = g;
           if (b > a && t_[b - 1] == '\r') --b;
           if (b - a >= 2 && t_[a] == '"' && t_[b - 1] == '"') {
@@ -1083,7 +1411,7 @@ class Scanner {
             h.offset = a;
             h.length = static_cast<std::uint32_t>(b - a);
             h.column = col;
-            h.confidence = 0.9f;
+            h.confidence = 90;
             h.type = *csv_->credential[c];
             extra.push_back(h);
           }
@@ -1091,10 +1419,11 @@ class Scanner {
           f = g + 1;
         }
       }
+      state = CsvState{};
       pos = eol + 1;
     }
     if (extra.empty()) return;
-    auto& hits = out_.hits;
+    auto& hits = hits_;
     std::vector<Hit> merged;
     merged.reserve(hits.size() + extra.size());
     std::merge(hits.begin(), hits.end(), extra.begin(), extra.end(), std::back_inserter(merged),
@@ -1121,13 +1450,27 @@ std::uint64_t candidate_pass(std::string_view text, bool prefixes) {
 }
 
 void scan_chunk(const ChunkInput& in, ChunkOutput& out) {
-  Scanner scanner(in, out);
+  // Buffers reused by the chunks a thread scans: fresh ones would cost page
+  // faults on every chunk.
+  thread_local std::vector<Hit> hits;
+  thread_local std::vector<std::uint64_t> nl_masks;
+  Scanner scanner(in, out, hits, nl_masks);
   scanner.run();
+  if (hits.capacity() > (std::size_t{64} << 20) / sizeof(Hit)) std::vector<Hit>().swap(hits);
+  if (nl_masks.capacity() > (std::size_t{16} << 20) / 8) std::vector<std::uint64_t>().swap(nl_masks);
 }
 
 CsvLayout csv_layout(std::string_view text, char delimiter) {
   CsvLayout l;
-  std::string_view first = text.substr(0, text.find('\n'));
+  // The first record (a quoted header name may hold a newline).
+  std::size_t first_end = 0;
+  const std::size_t limit = std::min<std::size_t>(text.size(), 64 << 10);
+  for (bool quoted = false; first_end < limit; ++first_end) {
+    if (text[first_end] == '"') quoted = !quoted;
+    if (text[first_end] == '\n' && !quoted) break;
+  }
+  if (first_end == limit) first_end = std::min(text.find('\n'), text.size());
+  std::string_view first = text.substr(0, first_end);
   if (!first.empty() && first.back() == '\r') first.remove_suffix(1);
   if (first.size() >= 3 && static_cast<unsigned char>(first[0]) == 0xEF &&
       static_cast<unsigned char>(first[1]) == 0xBB && static_cast<unsigned char>(first[2]) == 0xBF)

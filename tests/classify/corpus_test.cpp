@@ -35,6 +35,7 @@ struct Planted {
   std::uint64_t offset;  // in the UTF-8 text
   InfoType type;
   std::string value;
+  std::uint64_t row = 0;  // CSV data row (records, not lines), 0 elsewhere
 };
 
 class Gen {
@@ -156,8 +157,36 @@ class Gen {
     return std::to_string(num(11, 223)) + "." + std::to_string(num(0, 255)) + "." +
            std::to_string(num(0, 255)) + "." + std::to_string(num(1, 254));
   }
+  // Compressed, full (no "::", e.g. fe80:0:0:0:1ff:fe23:abcd:ef01) and
+  // compressed with letter-only groups after "::".
   std::string ipv6() {
-    return "2001:db8:" + from("0123456789abcdef", 4) + "::" + from("123456789abcdef", 3);
+    switch (num(0, 2)) {
+      case 0:
+        return "2001:db8:" + from("0123456789abcdef", 4) + "::" + from("123456789abcdef", 3);
+      case 1:
+        return "fe80:0:0:0:" + from("123456789abcdef", 3) + ":" + from("0123456789abcdef", 4) +
+               ":" + from("abcdef", 4) + ":" + from("0123456789abcdef", 4);
+      default:
+        return "fe80::" + from("abcdef", 4) + ":" + from("abcdef", 3) + from("0123456789", 1);
+    }
+  }
+  // Not addresses: a binary's bytes, C++ scopes, MAC addresses, times.
+  std::string ipv6_lookalike() {
+    return pick<std::string>({"C::8", "cb::add(x)", "std::vector<int>", "dead::beef",
+                              "00:1a:2b:3c:4d:5e", "12:30:45", "a:b:c:d:e:f:1"});
+  }
+  // A CSV note: quoted, with delimiters, "" pairs and newlines inside.
+  std::string note() {
+    switch (num(0, 3)) {
+      case 0:
+        return "\"回访记录,\n客户要求\"\"改期\"\"\n" + std::to_string(num(1, 99)) + "\"";
+      case 1:
+        return "\"line one\r\nline two, 3 items\"";
+      case 2:
+        return "5'10\" tall";  // a stray quote inside a plain field
+      default:
+        return "plain note";
+    }
   }
   std::string iban() {
     std::string bban = "WEST" + digits(14);
@@ -232,8 +261,12 @@ class Doc {
     s_ += s;
     return *this;
   }
+  Doc& row(std::uint64_t r) {
+    row_ = r;
+    return *this;
+  }
   Doc& plant(InfoType t, const std::string& value) {
-    truth_.push_back({name_, s_.size(), t, value});
+    truth_.push_back({name_, s_.size(), t, value, row_});
     s_ += value;
     return *this;
   }
@@ -249,6 +282,7 @@ class Doc {
   std::string name_;
   std::string s_;
   std::vector<Planted>& truth_;
+  std::uint64_t row_ = 0;
 };
 
 struct Corpus {
@@ -264,10 +298,11 @@ Corpus generate(const fs::path& dir, std::uint64_t seed) {
 
   // CSV with named columns (and decoy rows in the same columns).
   Doc csv("customers.csv", t);
-  csv.text("id,name,id_no,mobile,card_no,email,uscc,amount,created\n");
+  csv.text("id,name,note,id_no,mobile,card_no,email,uscc,amount,created\n");
   for (int i = 1; i <= 400; ++i) {
     const bool decoy = i % 5 == 0;
-    csv.text(std::to_string(i) + ",客户" + std::to_string(i) + ",");
+    csv.row(static_cast<std::uint64_t>(i));
+    csv.text(std::to_string(i) + ",客户" + std::to_string(i) + "," + g.note() + ",");
     if (decoy)
       csv.decoy(i % 2 ? g.resident_id_bad_check() : g.resident_id_bad_date(), d);
     else
@@ -335,7 +370,8 @@ Corpus generate(const fs::path& dir, std::uint64_t seed) {
         log.text("联系电话 +86 ").plant(InfoType::mobile, g.mobile());
         break;
       case 3:
-        log.text("from ").plant(InfoType::ipv6, g.ipv6()).text(" ok");
+        log.text("from ").plant(InfoType::ipv6, g.ipv6()).text(" ok ");
+        log.decoy(g.ipv6_lookalike(), d);
         break;
       case 4:
         log.text("港澳通行证").plant(InfoType::travel_permit, g.permit());
@@ -408,7 +444,23 @@ Corpus generate(const fs::path& dir, std::uint64_t seed) {
     gz.plant(InfoType::mobile, g.mobile()).text("\n");
   }
 
+  // A JSON document holding a private key with escaped newlines.
+  Doc keys("keys.json", t);
+  for (int i = 0; i < 20; ++i) {
+    std::string key = g.private_key();
+    for (std::size_t p = key.find('\n'); p != std::string::npos; p = key.find('\n', p + 2))
+      key.replace(p, 1, "\\n");
+    keys.text("{\"service\": \"svc" + std::to_string(i) + "\", \"private_key\": \"")
+        .plant(InfoType::private_key, key)
+        .text("\"}\n");
+  }
+
   fs::create_directories(dir);
+  dlc::test::write_file(dir / keys.name(), keys.str());
+  // Random bytes (a compressed or encrypted file): nothing to find.
+  std::string blob(3u << 20, '\0');
+  for (auto& b : blob) b = static_cast<char>(g.num(0, 255));
+  dlc::test::write_file(dir / "archive.bin", blob);
   for (const Doc* doc : {&csv, &jsonl, &log, &conf, &sql})
     dlc::test::write_file(dir / doc->name(), doc->str());
   dlc::test::write_file(dir / gbk.name(), cls::utf8_to_gb18030(gbk.str()));
@@ -433,11 +485,14 @@ TEST(Corpus, PrecisionAndRecallPerTypeAtLeast99Percent) {
   ASSERT_EQ(r.files_failed, 0u);
 
   std::map<std::pair<std::string, std::uint64_t>, InfoType> truth;
+  std::map<std::pair<std::string, std::uint64_t>, std::uint64_t> truth_row;
   std::map<InfoType, std::uint64_t> planted, found_right, reported;
   for (const auto& p : c.truth) {
     truth[{p.file, p.offset}] = p.type;
+    if (p.row) truth_row[{p.file, p.offset}] = p.row;
     ++planted[p.type];
   }
+  std::uint64_t rows_checked = 0;
   std::map<std::string, std::vector<std::string>> wrong;
   for (const auto& f : r.files) {
     const std::string name = fs::path(f.path).filename().string();
@@ -448,6 +503,11 @@ TEST(Corpus, PrecisionAndRecallPerTypeAtLeast99Percent) {
       if (it == truth.end() && x.type == InfoType::mobile) it = truth.find({name, x.offset + 4});
       if (it != truth.end() && it->second == x.type) {
         ++found_right[x.type];
+        // CSV rows are records: the quoted notes before the values hold newlines.
+        if (auto r = truth_row.find(it->first); r != truth_row.end()) {
+          ++rows_checked;
+          EXPECT_EQ(x.row, r->second) << name << "@" << x.offset << " " << x.masked;
+        }
       } else {
         wrong[std::string(cls::type_name(x.type))].push_back(name + "@" + std::to_string(x.offset) +
                                                              " " + x.masked);
@@ -473,6 +533,7 @@ TEST(Corpus, PrecisionAndRecallPerTypeAtLeast99Percent) {
     EXPECT_GE(precision, 0.99) << cls::type_name(type) << ": " << found_right[type] << " of "
                                << reported[type] << " reported";
   }
+  EXPECT_GT(rows_checked, 1000u);
   for (const auto& [type, list] : wrong)
     for (std::size_t i = 0; i < std::min<std::size_t>(list.size(), 5); ++i)
       ADD_FAILURE() << "unexpected " << type << " finding " << list[i];
@@ -498,6 +559,7 @@ TEST(Corpus, NoReportEverContainsAPlantedValue) {
   outputs.emplace_back("labels manifest", all_text_of(tmp / "labels.json"));
   // Masked copies of every text file (gzip and GB18030 decoded for the check).
   for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() == ".bin") continue;  // binary files are not masked
     cls::MaskOptions m;
     m.input = e.path();
     m.output = tmp / ("masked_" + e.path().filename().string());

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <sys/xattr.h>
 
+#include <cstring>
 #include <filesystem>
+#include <random>
 #include <string>
 
 #include "classify/classify.h"
@@ -263,4 +265,319 @@ TEST(Engine, LabelsManifestAndXattrs) {
     EXPECT_EQ(std::string(buf), "3");
   }
   EXPECT_EQ(read_file(d / "labels.json").find(kId), std::string::npos);
+}
+
+// ---- Follow-up: binary files ---------------------------------------------------------------
+
+// Random bytes (compressed or encrypted data, images) hold printable runs that
+// pass the e-mail and IPv6 checks by chance ("p@6.of", "C::8"): 40 MiB of them
+// must give no finding at all.
+TEST(Engine, RandomBytesYieldNoFindings) {
+  TempDir d;
+  for (std::uint64_t seed = 1; seed <= 4; ++seed) {
+    std::mt19937_64 rng(seed * 7919);
+    std::string blob(static_cast<std::size_t>(seed) * (4u << 20), '\0');
+    for (std::size_t i = 0; i + 8 <= blob.size(); i += 8) {
+      const std::uint64_t r = rng();
+      std::memcpy(blob.data() + i, &r, 8);
+    }
+    write_file(d / ("random" + std::to_string(seed) + ".bin"), blob);
+  }
+  auto r = scan_paths({d.path()});
+  ASSERT_EQ(r.files_scanned, 4u);
+  for (const auto& f : r.files) {
+    EXPECT_EQ(f.format, "binary");
+    for (const auto& x : f.findings)
+      ADD_FAILURE() << f.path << ": " << cls::type_name(x.type) << " " << x.masked << " at "
+                    << x.offset;
+  }
+  EXPECT_EQ(r.total, 0u);
+}
+
+// A real ELF binary: its strings hold at most its maintainers' addresses
+// ("Report bugs to bug-coreutils@gnu.org"), never numbers, IPs or keys.
+TEST(Engine, ElfBinaryYieldsOnlyItsRealStrings) {
+  for (const char* path : {"/usr/bin/ls", "/usr/bin/cp", "/usr/bin/find"}) {
+    if (!fs::exists(path)) continue;
+    auto r = scan_paths({path});
+    ASSERT_EQ(r.files.size(), 1u);
+    EXPECT_EQ(r.files[0].format, "binary");
+    for (const auto& x : r.files[0].findings) {
+      EXPECT_EQ(x.type, InfoType::email) << path << ": " << x.masked;
+      EXPECT_TRUE(x.masked.ends_with("@gnu.org")) << path << ": " << x.masked;
+    }
+  }
+}
+
+// Values in a binary's longer printable runs are still found; runs shorter
+// than kMinPrintableRun are not scanned.
+TEST(Engine, BinaryRunsKeepRealValues) {
+  TempDir d;
+  std::string blob(1000, '\x01');
+  blob[0] = '\0';
+  blob += "contact: zhang.san@example.com";
+  blob += '\0';
+  blob += "phone 13812345678";
+  blob += '\0';
+  blob += "peer fe80:0:0:0:1ff:fe23:abcd:ef01";
+  blob += '\0';
+  blob += "x@ab.cn";  // 7 bytes: a run too short to scan
+  blob += std::string(1000, '\x02');
+  write_file(d / "data.bin", blob);
+  auto r = scan_paths({d / "data.bin"});
+  ASSERT_EQ(r.files.size(), 1u);
+  EXPECT_EQ(r.files[0].format, "binary");
+  EXPECT_EQ(count(r.files[0], InfoType::email), 1u);
+  EXPECT_EQ(count(r.files[0], InfoType::mobile), 1u);
+  EXPECT_EQ(count(r.files[0], InfoType::ipv6), 1u);
+  EXPECT_EQ(r.total, 3u);
+}
+
+// printable_runs (SIMD erosion and dilation over 64-byte blocks) against a
+// plain reference: runs of at least min_run printable bytes kept, the rest
+// newlines, for runs across block edges, at the end and of every length.
+TEST(Engine, PrintableRunsMatchAReference) {
+  std::mt19937_64 rng(42);
+  auto reference = [](std::string_view in, std::size_t min_run) {
+    std::string out(in.size(), '\n');
+    std::size_t start = 0;
+    for (std::size_t i = 0; i <= in.size(); ++i) {
+      const bool printable =
+          i < in.size() && ((in[i] >= 0x20 && in[i] < 0x7F) || in[i] == '\t');
+      if (printable) continue;
+      if (i - start >= min_run) out.replace(start, i - start, in.substr(start, i - start));
+      start = i + 1;
+    }
+    return out;
+  };
+  for (int round = 0; round < 400; ++round) {
+    const std::size_t size = rng() % 700;
+    const unsigned density = static_cast<unsigned>(rng() % 100);  // % of printable bytes
+    std::string in(size, '\0');
+    for (auto& c : in)
+      c = rng() % 100 < density ? static_cast<char>(0x20 + rng() % 0x5F)
+                                : static_cast<char>(rng() % 2 ? rng() % 0x20 : 0x7F + rng() % 0x81);
+    for (std::size_t min_run : {1, 2, 4, 8, 9, 31, 64, 65, 100}) {
+      ASSERT_EQ(cls::printable_runs(in, min_run), reference(in, min_run))
+          << "round " << round << " size " << size << " min_run " << min_run;
+    }
+  }
+}
+
+// ---- Follow-up: CSV records (RFC 4180 quoted fields holding newlines) --------------------------
+
+namespace {
+
+const std::string kId2 = "310104198506150015";
+const std::string kId3 = "440305200001010013";
+
+const cls::Finding* finding_at(const cls::FileReport& f, std::uint64_t offset) {
+  for (const auto& x : f.findings)
+    if (x.offset == offset) return &x;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST(Engine, CsvQuotedFieldsMayHoldNewlines) {
+  TempDir d;
+  const std::string header = "name,note,id_no,phone,password\n";
+  const std::string row1 = "张三,\"line one\nline two, with a comma\"," + kId + ",13812345678,Tr0ub4dor&3\n";
+  const std::string row2 = "李四,\"he said \"\"hi\"\"\r\nand left\"," + kId2 + ",13912345678,pw2xyz\r\n";
+  const std::string row3 = "王五,plain," + kId3 + ",15012345678,pw3xyz\n";
+  const std::string csv = header + row1 + row2 + row3;
+  write_file(d / "multi.csv", csv);
+  cls::ClassifyOptions o;
+  o.max_findings_per_file = 100;
+  auto r = scan_paths({d / "multi.csv"}, o);
+  const auto& f = r.files[0];
+  ASSERT_EQ(f.format, "csv");
+  EXPECT_EQ(count(f, InfoType::resident_id), 3u);
+  EXPECT_EQ(count(f, InfoType::mobile), 3u);
+  EXPECT_EQ(count(f, InfoType::password), 3u);
+  struct Want {
+    std::string value;
+    std::uint64_t row, line;
+    std::string column;
+  };
+  for (const Want& w : std::vector<Want>{{kId, 1, 3, "id_no"},
+                                         {"13812345678", 1, 3, "phone"},
+                                         {"Tr0ub4dor&3", 1, 3, "password"},
+                                         {kId2, 2, 5, "id_no"},
+                                         {"13912345678", 2, 5, "phone"},
+                                         {"pw2xyz", 2, 5, "password"},
+                                         {kId3, 3, 6, "id_no"},
+                                         {"pw3xyz", 3, 6, "password"}}) {
+    const auto* x = finding_at(f, csv.find(w.value));
+    ASSERT_NE(x, nullptr) << w.column << " row " << w.row;
+    EXPECT_EQ(x->row, w.row) << w.column;
+    EXPECT_EQ(x->line, w.line) << w.column;
+    EXPECT_EQ(x->column, w.column) << "row " << w.row;
+  }
+  // Columns count records, not lines.
+  ASSERT_FALSE(f.columns.empty());
+  for (const auto& c : f.columns) {
+    EXPECT_EQ(c.rows, 3u) << c.name;
+    EXPECT_EQ(c.matches, 3u) << c.name;
+  }
+}
+
+TEST(Engine, CsvStrayQuoteDoesNotSwallowTheFile) {
+  TempDir d;
+  const std::string csv = "height,note,id_no\n5'10\",tall," + kId + "\nx,\"ok\"," + kId2 +
+                          "\n6'2\" and 5'9\",y," + kId3 + "\n";
+  write_file(d / "stray.csv", csv);
+  auto r = scan_paths({d / "stray.csv"});
+  const auto& f = r.files[0];
+  ASSERT_EQ(count(f, InfoType::resident_id), 3u);
+  std::uint64_t row = 0;
+  for (const auto& value : {kId, kId2, kId3}) {
+    const auto* x = finding_at(f, csv.find(value));
+    ASSERT_NE(x, nullptr);
+    EXPECT_EQ(x->row, ++row);
+    EXPECT_EQ(x->column, "id_no");
+  }
+}
+
+// Chunk boundaries inside quoted fields: the chunked scan equals the whole one.
+TEST(Engine, CsvChunksSplitInsideQuotedFields) {
+  TempDir d;
+  std::string csv = "seq,comment,card_no,phone\n";
+  for (int i = 0; i < 3000; ++i) {
+    csv += std::to_string(i) + ",\"";
+    for (int k = 0; k < i % 7; ++k) csv += "note " + std::to_string(k) + ", more\n";
+    csv += "\",6222021234567890128,13812345678\n";
+  }
+  write_file(d / "notes.csv", csv);
+  cls::ClassifyOptions small;
+  small.chunk_bytes = 4096;
+  small.max_findings_per_file = 100000;
+  auto chunked = scan_paths({d / "notes.csv"}, small);
+  cls::ClassifyOptions whole = small;
+  whole.chunk_bytes = 1u << 30;
+  auto single = scan_paths({d / "notes.csv"}, whole);
+  const auto& a = chunked.files[0];
+  const auto& b = single.files[0];
+  ASSERT_EQ(b.total, 6000u);
+  ASSERT_EQ(a.total, b.total);
+  ASSERT_EQ(a.findings.size(), b.findings.size());
+  for (std::size_t i = 0; i < a.findings.size(); ++i) {
+    EXPECT_EQ(a.findings[i].offset, b.findings[i].offset) << i;
+    EXPECT_EQ(a.findings[i].row, b.findings[i].row) << i;
+    EXPECT_EQ(a.findings[i].column, b.findings[i].column) << i;
+    EXPECT_EQ(a.findings[i].row, i / 2 + 1) << i;
+    EXPECT_EQ(a.findings[i].column, i % 2 ? "phone" : "card_no") << i;
+  }
+  ASSERT_EQ(a.columns.size(), 2u);
+  EXPECT_EQ(a.columns[0].rows, 3000u);
+  EXPECT_EQ(a.columns[0].matches, 3000u);
+}
+
+// Random CSV text (quoted fields with delimiters, newlines and "" pairs,
+// stray quotes inside plain fields, CRLF) against a reference parser of the
+// documented rules, whole and in chunks of every few KiB.
+TEST(Engine, CsvRecordsMatchAReferenceParser) {
+  std::mt19937_64 rng(20261125);
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<std::uint64_t>(n)); };
+  auto make_id = [&] {
+    static const int w[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+    char body[18];
+    std::snprintf(body, sizeof body, "110105%04d%02d%02d%03d", 1950 + pick(50), 1 + pick(12),
+                  1 + pick(28), pick(1000));
+    int sum = 0;
+    for (int i = 0; i < 17; ++i) sum += (body[i] - '0') * w[i];
+    return std::string(body, 17) + "10X98765432"[sum % 11];
+  };
+  const std::vector<std::string> names = {"a", "b", "c", "d", "e"};
+  std::string csv = "a,b,c,d,e\n";
+  struct Planted {
+    std::size_t offset;
+    std::uint64_t row;
+    std::string column;
+  };
+  std::vector<Planted> planted;
+  for (std::uint64_t row = 1; row <= 4000; ++row) {
+    for (int col = 0; col < 5; ++col) {
+      if (col) csv += ',';
+      switch (pick(8)) {
+        case 0:  // an identifier, plain or quoted
+        case 1: {
+          const bool quoted = pick(2);
+          if (quoted) csv += '"';
+          planted.push_back({csv.size(), row, names[static_cast<std::size_t>(col)]});
+          csv += make_id();
+          if (quoted) csv += '"';
+          break;
+        }
+        case 2:
+          csv += "\"multi, line\nnote " + std::to_string(row) + "\"";
+          break;
+        case 3:
+          csv += "\"said \"\"yes\"\",\nthen \"\"no\"\"\"";
+          break;
+        case 4:
+          csv += "5'10\" tall";  // a stray quote: a character of the field
+          break;
+        case 5:
+          csv += "\"\"";  // an empty quoted field
+          break;
+        default:
+          csv += "plain" + std::to_string(pick(100));
+      }
+    }
+    csv += pick(4) ? "\n" : "\r\n";
+  }
+  TempDir d;
+  write_file(d / "fuzz.csv", csv);
+  for (std::size_t chunk : {std::size_t{1} << 30, std::size_t{4096}, std::size_t{6007}}) {
+    cls::ClassifyOptions o;
+    o.chunk_bytes = chunk;
+    o.max_findings_per_file = 1'000'000;
+    auto r = scan_paths({d / "fuzz.csv"}, o);
+    const auto& f = r.files[0];
+    ASSERT_EQ(f.findings.size(), planted.size()) << chunk;
+    for (std::size_t i = 0; i < planted.size(); ++i) {
+      const auto& x = f.findings[i];
+      ASSERT_EQ(x.offset, planted[i].offset) << chunk << " #" << i;
+      EXPECT_EQ(x.type, InfoType::resident_id) << chunk << " #" << i;
+      EXPECT_EQ(x.row, planted[i].row) << chunk << " #" << i;
+      EXPECT_EQ(x.column, planted[i].column) << chunk << " #" << i;
+    }
+  }
+}
+
+// Chunks keep only the hits the findings list can use and tally the rest:
+// counts, column votes and the first findings are those of a full scan.
+TEST(Engine, FindingsCapKeepsCountsColumnsAndTheFirstFindings) {
+  TempDir d;
+  std::string csv = "code,value\n";
+  // 300 rows of weak candidates first (passport shapes without context: 0.45,
+  // not reported), then 3000 rows of IDs; the column "value" is resident IDs.
+  for (int i = 0; i < 300; ++i) csv.append("E").append(std::to_string(10000000 + i)).append(",x\n");
+  for (int i = 0; i < 3000; ++i)
+    csv.append("c").append(std::to_string(i)).append(",").append(kId).append("\n");
+  write_file(d / "cap.csv", csv);
+  cls::ClassifyOptions all;
+  all.chunk_bytes = 8192;
+  all.max_findings_per_file = 1'000'000;
+  auto full = scan_paths({d / "cap.csv"}, all);
+  cls::ClassifyOptions capped = all;
+  capped.max_findings_per_file = 7;
+  auto few = scan_paths({d / "cap.csv"}, capped);
+  const auto& a = full.files[0];
+  const auto& b = few.files[0];
+  EXPECT_EQ(a.total, 3000u);
+  EXPECT_EQ(b.total, a.total);
+  EXPECT_EQ(b.counts, a.counts);
+  ASSERT_EQ(b.findings.size(), 7u);
+  for (std::size_t i = 0; i < 7; ++i) {
+    EXPECT_EQ(b.findings[i].offset, a.findings[i].offset);
+    EXPECT_EQ(b.findings[i].row, 301 + i);
+  }
+  ASSERT_EQ(b.columns.size(), a.columns.size());
+  for (std::size_t i = 0; i < a.columns.size(); ++i) {
+    EXPECT_EQ(b.columns[i].name, a.columns[i].name);
+    EXPECT_EQ(b.columns[i].matches, a.columns[i].matches);
+    EXPECT_EQ(b.columns[i].rows, 3300u);
+  }
 }

@@ -35,8 +35,9 @@ std::vector<Found> scan(const std::string& text, const CsvLayout* csv = nullptr,
   dlc::classify::scan_chunk(in, out);
   std::vector<Found> found;
   for (const Hit& h : out.hits)
-    if (h.confidence >= min_confidence)
-      found.push_back({h.type, text.substr(h.offset, h.length), h.confidence, h.column, h.line});
+    if (h.confidence / 100.0f >= min_confidence)
+      found.push_back(
+          {h.type, text.substr(h.offset, h.length), h.confidence / 100.0f, h.column, h.line});
   return found;
 }
 
@@ -225,4 +226,47 @@ TEST(Scanner, AFirstLineHoldingValuesIsNoHeader) {
   EXPECT_FALSE(l.header);
   EXPECT_EQ(l.names[0], "#1");
   EXPECT_TRUE(dlc::classify::csv_layout("email,hello\nx,y\n", 0).header);
+}
+
+// Follow-up: IPv6 recall (forms without "::", groups without decimal runs)
+// and precision (short compressed forms need IP context).
+TEST(Scanner, Ipv6FullFormsAndLetterGroupsAreFound) {
+  const std::vector<std::string> addresses = {
+      "fe80:0:0:0:1ff:fe23:abcd:ef01", "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+      "FE80:0:0:0:1FF:FE23:ABCD:EF01", "fe80::abcd:ef01", "fe80::1ff:fe23:abcd:ef01",
+      "2001:db8::8a2e:370:7334"};
+  for (const auto& a : addresses) {
+    for (const std::string& text : {"peer " + a + " up", "src=" + a + "\n", "[" + a + "]:443",
+                                    "连接来自" + a + "。"}) {
+      auto f = only(scan(text), InfoType::ipv6);
+      ASSERT_EQ(f.size(), 1u) << text;
+      EXPECT_EQ(f[0].value, a) << text;
+    }
+  }
+  // Straddling the 64-byte blocks of the candidate pass at every offset.
+  for (std::size_t pad = 0; pad < 70; ++pad) {
+    const std::string text = std::string(pad, 'x') + " fe80:0:0:0:1ff:fe23:abcd:ef01 " +
+                             std::string(80, 'y');
+    auto f = only(scan(text), InfoType::ipv6);
+    ASSERT_EQ(f.size(), 1u) << pad;
+    EXPECT_EQ(f[0].value, "fe80:0:0:0:1ff:fe23:abcd:ef01");
+  }
+}
+
+TEST(Scanner, Ipv6LookalikesAreNotAddresses) {
+  EXPECT_TRUE(only(scan("mac 00:1a:2b:3c:4d:5e at 12:30:45 ratio 1:2:3:4"), InfoType::ipv6).empty());
+  EXPECT_TRUE(only(scan("a:b:c:d:e:f:1 (seven groups) 1:2:3:4:5:6:7:8:9"), InfoType::ipv6).empty());
+  // Bytes of a binary's strings and C++ scopes: short compressed forms.
+  EXPECT_TRUE(scan("xq C::8 }").empty());
+  EXPECT_TRUE(scan("cb::add(x); dead::beef; std::vector<int> v; ::1").empty());
+  // The same short forms count with IP context or in brackets.
+  auto f = scan("listen ip ::1 host=C::8 http://[::1]:8080/");
+  ASSERT_EQ(f.size(), 3u);
+  for (const auto& x : f) EXPECT_EQ(x.type, InfoType::ipv6);
+  EXPECT_EQ(f[0].value, "::1");
+  EXPECT_EQ(f[1].value, "C::8");
+  // Numbers next to "::" are still numbers when no address is there.
+  auto g = scan("key::13812345678 ok");
+  ASSERT_EQ(g.size(), 1u);
+  EXPECT_EQ(g[0].type, InfoType::mobile);
 }

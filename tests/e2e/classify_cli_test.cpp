@@ -133,3 +133,35 @@ TEST_F(ClassifyCli, BadInputIsAClearError) {
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("--fail-level"), std::string::npos);
 }
+
+// Follow-up: a key with escaped newlines in a JSON document is masked to its
+// BEGIN/END markers and the document stays JSON; a CSV note holding newlines
+// keeps the masked cells in their columns.
+TEST_F(ClassifyCli, MaskKeepsJsonKeysAndMultilineCsvRecords) {
+  const std::string body = "MIIEowIBAAKCAQEA7bq0BodyOfTheKeyWhichMustNeverLeak0123456789abcdefghij";
+  const std::string key =
+      "-----BEGIN RSA PRIVATE KEY-----\\n" + body + "\\n-----END RSA PRIVATE KEY-----";
+  write_file(dir_ / "svc.json", "{\"name\": \"svc\", \"private_key\": \"" + key + "\"}\n");
+  auto j = dlc({"classify", "mask", (dir_ / "svc.json").string(), (dir_ / "svc.masked.json").string()});
+  ASSERT_EQ(j.exit_code, 0) << j.err;
+  const std::string masked_json = read_file(dir_ / "svc.masked.json");
+  EXPECT_EQ(masked_json.find(body), std::string::npos);
+  auto doc = nlohmann::json::parse(masked_json);
+  EXPECT_EQ(doc["private_key"],
+            "-----BEGIN RSA PRIVATE KEY-----\n[REDACTED by dlc]\n-----END RSA PRIVATE KEY-----");
+  auto report = dlc({"--json", "classify", (dir_ / "svc.json").string()});
+  EXPECT_EQ(report.out.find(body), std::string::npos);
+
+  write_file(dir_ / "notes.csv", "name,note,id_no\n张三,\"called twice,\nasked for " + kRaw[2] +
+                                     "\"," + kRaw[0] + "\n李四,none,-\n");
+  auto c = dlc({"classify", "mask", (dir_ / "notes.csv").string(), (dir_ / "notes.masked.csv").string()});
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_EQ(read_file(dir_ / "notes.masked.csv"),
+            "name,note,id_no\n张三,\"called twice,\nasked for 138****5678\",110105********002X\n"
+            "李四,none,-\n");
+  auto csv = dlc({"classify", (dir_ / "notes.csv").string(), "--csv"});
+  ASSERT_EQ(csv.exit_code, 0) << csv.err;
+  // The ID is on line 3, in row 1 (the note's newline does not end the record).
+  EXPECT_NE(csv.out.find("notes.csv,3,61,1,id_no,resident_id,"), std::string::npos) << csv.out;
+  expect_no_raw(csv.out + read_file(dir_ / "notes.masked.csv"), "multi-line CSV");
+}
