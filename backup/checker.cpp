@@ -11,6 +11,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -126,7 +127,14 @@ PackCheck verify_pack(const Repository& repo, const PackInfo& pack, Bytes& buf) 
     // Blobs may still open on their own: fall through with the index's view.
   }
   for (const auto& t : table) table_at[t.offset] = &t;
-  crypto::Aead aead = repo.pack_aead(pack.key_id, pack.id);
+  std::optional<crypto::Aead> pack_aead;
+  try {
+    pack_aead.emplace(repo.pack_aead(pack.key_id, pack.id));
+  } catch (const Error& e) {  // e.g. the index names a data key the keyring lacks
+    damage_all(e.what());
+    return out;
+  }
+  crypto::Aead& aead = *pack_aead;
   for (const auto& b : pack.blobs) {
     const std::string id = hex(b.id);
     const std::string type(blob_type_name(b.type));
@@ -135,7 +143,7 @@ PackCheck verify_pack(const Repository& repo, const PackInfo& pack, Bytes& buf) 
       if (it == table_at.end() || it->second->id != b.id || it->second->length != b.length)
         out.errors.push_back("pack " + pid + ": index entry for blob " + id + " disagrees with the pack table");
     }
-    if (b.offset + b.length > size) {
+    if (b.offset > size || b.length > size - b.offset) {
       out.damaged.push_back({id, type, pid, "beyond the end of the pack (truncated)"});
       continue;
     }
@@ -212,7 +220,7 @@ CheckResult run_check_on(Repository& repo, const CheckOptions& opts) {
       r.errors.push_back("pack " + pid + " has " + std::to_string(it->second) + " bytes, the index says " +
                          std::to_string(p.size));
       for (const auto& b : p.blobs)
-        if (b.offset + b.length > it->second)
+        if (b.offset > it->second || b.length > it->second - b.offset)
           add_damage({hex(b.id), std::string(blob_type_name(b.type)), pid, "beyond the end of the pack (truncated)"});
     }
   }
@@ -228,11 +236,7 @@ CheckResult run_check_on(Repository& repo, const CheckOptions& opts) {
   std::vector<Snapshot> snaps;
   for (const auto& name : list_names(repo.path() / "snapshots")) {
     try {
-      const Bytes b = repo.read_object("snapshots", name, ObjectKind::snapshot);
-      Snapshot s;
-      s.id = name;
-      s.doc = json::parse(b.begin(), b.end());
-      snaps.push_back(std::move(s));
+      snaps.push_back(parse_snapshot(name, repo.read_object("snapshots", name, ObjectKind::snapshot)));
     } catch (const std::exception& e) {
       r.errors.push_back("snapshot " + name + " unreadable: " + e.what());
       r.affected_snapshots.push_back(name);
@@ -366,13 +370,20 @@ CheckResult run_check(const CheckOptions& opts) {
 }
 
 json to_json(const CheckResult& r) {
+  // Paths (file names need not be UTF-8) and messages go out as UTF-8 JSON.
+  auto text = [](const std::vector<std::string>& v) {
+    json a = json::array();
+    for (const auto& s : v) a.push_back(printable_utf8(s));
+    return a;
+  };
   json blobs = json::array();
-  for (const auto& b : r.damaged_blobs) blobs.push_back({{"id", b.id}, {"type", b.type}, {"pack", b.pack}, {"reason", b.reason}});
+  for (const auto& b : r.damaged_blobs)
+    blobs.push_back({{"id", b.id}, {"type", b.type}, {"pack", b.pack}, {"reason", printable_utf8(b.reason)}});
   json files = json::array();
-  for (const auto& f : r.affected_files) files.push_back({{"snapshot", f.snapshot}, {"path", f.path}});
+  for (const auto& f : r.affected_files) files.push_back({{"snapshot", f.snapshot}, {"path", printable_utf8(f.path)}});
   return {{"ok", r.ok},
-          {"errors", r.errors},
-          {"warnings", r.warnings},
+          {"errors", text(r.errors)},
+          {"warnings", text(r.warnings)},
           {"damaged_blobs", blobs},
           {"affected_files", files},
           {"affected_snapshots", r.affected_snapshots},

@@ -1,5 +1,7 @@
 #include "backup/index.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace dlc::backup {
@@ -66,7 +68,7 @@ std::vector<PackInfo> Index::decode(crypto::ByteView b, const fs::path& what) {
   const std::uint32_t n = get_u32(b.data() + pos);
   pos += 4;
   std::vector<PackInfo> packs;
-  packs.reserve(n);
+  packs.reserve(std::min<std::size_t>(n, (b.size() - pos) / 48));  // n is data: no 4-billion reserve
   for (std::uint32_t i = 0; i < n; ++i) {
     if (b.size() - pos < 48) throw bad("truncated pack record");
     PackInfo p;
@@ -86,6 +88,10 @@ std::vector<PackInfo> Index::decode(crypto::ByteView b, const fs::path& what) {
       e.length = get_u32(q + 42);
       e.raw_length = get_u32(q + 46);
       pos += kTableEntrySize;
+      // Readers allocate and read what an entry says: it must lie in its pack.
+      if (e.offset < kPackPrefixSize || e.length < crypto::kAeadTagSize || e.offset > p.size ||
+          e.length > p.size - e.offset)
+        throw bad("a blob record lies outside its pack");
     }
     packs.push_back(std::move(p));
   }

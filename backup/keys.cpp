@@ -148,6 +148,17 @@ std::string slot_aad(const std::string& id, const std::string& type) {
   return "dlc-backup/1 slot " + id + " " + type;
 }
 
+// Refuses scrypt parameters beyond kMaxScryptWork (before any memory is taken).
+void check_scrypt_work(const crypto::ScryptParams& p, const std::string& slot_id) {
+  const std::uint64_t r = p.r ? p.r : 1, q = p.p ? p.p : 1;
+  if (p.n > kMaxScryptWork || r > kMaxScryptWork || q > kMaxScryptWork || p.n * r > kMaxScryptWork ||
+      p.n * r * q > kMaxScryptWork)  // each product is checked before it could overflow
+    throw Error(Errc::usage, "scrypt parameters beyond dlc's limit", slot_id,
+                "N=" + std::to_string(p.n) + " r=" + std::to_string(p.r) + " p=" + std::to_string(p.p) +
+                    " (N*r*p may be at most 2^23)",
+                "use --scrypt-n 1048576 or less");
+}
+
 SecureBuffer slot_kek(const json& slot, crypto::ByteView secret, crypto::AeadAlg alg) {
   const std::string type = slot.at("type");
   const json& kdf = slot.at("kdf");
@@ -155,6 +166,7 @@ SecureBuffer slot_kek(const json& slot, crypto::ByteView secret, crypto::AeadAlg
   if (type == "passphrase") {
     crypto::ScryptParams p{kdf.at("n").get<std::uint64_t>(), kdf.at("r").get<std::uint32_t>(),
                            kdf.at("p").get<std::uint32_t>()};
+    check_scrypt_work(p, slot.value("id", ""));
     std::string_view pass(reinterpret_cast<const char*>(secret.data()), secret.size());
     return crypto::scrypt(pass, salt, p, crypto::aead_key_size(alg));
   }
@@ -183,6 +195,7 @@ json make_slot(const KeySource& src, crypto::AeadAlg alg, crypto::ByteView maste
     return slot;
   }
   const Bytes salt = crypto::random_bytes(32);
+  if (type == "passphrase") check_scrypt_work({scrypt_n, 8, 1}, id);
   if (type == "passphrase")
     slot["kdf"] = {{"name", "scrypt"}, {"n", scrypt_n}, {"r", 8}, {"p", 1}, {"salt", crypto::to_hex(salt)}};
   else
@@ -223,6 +236,44 @@ std::optional<SecureBuffer> open_slot(const json& slot, const KeySource& src, cr
     throw;
   }
   return master;
+}
+
+bool slot_well_formed(const json& s, const std::string& file_name, std::string* why) {
+  auto no = [&](const std::string& w) {
+    if (why) *why = w;
+    return false;
+  };
+  if (!s.is_object()) return no("not a JSON object");
+  if (!s.contains("id") || !s["id"].is_string() || s["id"].get_ref<const std::string&>() != file_name)
+    return no("its \"id\" is not its file name");
+  for (const char* k : {"type", "nonce", "wrapped"})
+    if (!s.contains(k) || !s[k].is_string()) return no(std::string("\"") + k + "\" is missing or not a string");
+  for (const char* k : {"label", "created", "host", "user", "hint"})
+    if (!json_string_or_absent(s, k)) return no(std::string("\"") + k + "\" is not a string");
+  if (!json_uint_or_absent(s, "version")) return no("\"version\" is not a number");
+  const std::string& type = s["type"].get_ref<const std::string&>();
+  if (type == "pkcs11") {
+    if (!s.contains("pkcs11") || !s["pkcs11"].is_object()) return no("\"pkcs11\" is missing or not an object");
+    for (const char* k : {"module", "token", "key", "mechanism"})
+      if (!json_string_or_absent(s["pkcs11"], k)) return no(std::string("pkcs11.") + k + " is not a string");
+    return true;
+  }
+  if (!s.contains("kdf") || !s["kdf"].is_object()) return no("\"kdf\" is missing or not an object");
+  const json& kdf = s["kdf"];
+  if (!kdf.contains("salt") || !kdf["salt"].is_string() || !json_string_or_absent(kdf, "name"))
+    return no("kdf.salt is missing or not a string");
+  if (type == "passphrase") {
+    for (const char* k : {"n", "r", "p"})
+      if (!kdf.contains(k) || !json_uint_or_absent(kdf, k, k[0] == 'n' ? ~std::uint64_t{0} : UINT32_MAX))
+        return no(std::string("kdf.") + k + " is missing or not an unsigned integer");
+    try {
+      check_scrypt_work({kdf["n"].get<std::uint64_t>(), kdf["r"].get<std::uint32_t>(), kdf["p"].get<std::uint32_t>()},
+                        file_name);
+    } catch (const Error& e) {
+      return no(e.info().what + ": " + e.info().detail);
+    }
+  }
+  return true;
 }
 
 std::string slot_detail(const json& slot) {

@@ -165,18 +165,39 @@ std::vector<BlobEntry> read_pack_table(int fd, std::uint64_t size, const fs::pat
   crypto::Aead aead = aead_for(h.key_id, h.salt);
   std::vector<BlobEntry> entries = decode_table(aead, {prefix, sizeof prefix}, sealed, what);
   const std::uint64_t end = size - kPackFooterSize - tlen;
-  for (const auto& e : entries)
-    if (e.offset < kPackPrefixSize || e.length < crypto::kAeadTagSize || e.offset + e.length > end)
+  for (const auto& e : entries)  // offset + length could wrap: compare with what is left
+    if (e.offset < kPackPrefixSize || e.length < crypto::kAeadTagSize || e.offset > end || e.length > end - e.offset)
       throw Error(Errc::io, "pack table points outside the pack", what.string());
   return entries;
 }
 
-Bytes open_blob(crypto::Aead& aead, const BlobEntry& e, std::span<std::uint8_t> sealed) {
+namespace {
+// Decrypts in place; returns the stored plaintext's length.
+std::size_t open_sealed(crypto::Aead& aead, const BlobEntry& e, std::span<std::uint8_t> sealed) {
+  if (sealed.size() < crypto::kAeadTagSize)
+    throw Error(Errc::auth, "authentication failed", hex(e.id), "the sealed blob is shorter than its tag");
   const auto nonce = blob_nonce(e.offset);
   const auto aad = blob_aad(e.type, e.id);
   const std::size_t plain_len = sealed.size() - crypto::kAeadTagSize;
   aead.open(nonce, aad, sealed, sealed.subspan(0, plain_len));
+  return plain_len;
+}
+// dlc writes one frame that declares its size: anything else, or a raw
+// length that disagrees, is damage, found before allocating that length.
+void check_frame(const BlobEntry& e, const std::uint8_t* frame, std::size_t len) {
+  const unsigned long long declared = ZSTD_getFrameContentSize(frame, len);
+  if (declared != e.raw_length)
+    throw Error(Errc::io, "blob does not decompress", hex(e.id),
+                declared == ZSTD_CONTENTSIZE_ERROR     ? "not a zstd frame"
+                : declared == ZSTD_CONTENTSIZE_UNKNOWN ? "the zstd frame does not declare its size"
+                                                       : "wrong length");
+}
+}  // namespace
+
+Bytes open_blob(crypto::Aead& aead, const BlobEntry& e, std::span<std::uint8_t> sealed) {
+  const std::size_t plain_len = open_sealed(aead, e, sealed);
   if (!(e.flags & kBlobZstd)) return Bytes(sealed.begin(), sealed.begin() + static_cast<std::ptrdiff_t>(plain_len));
+  check_frame(e, sealed.data(), plain_len);
   Bytes out(e.raw_length);
   const std::size_t got = ZSTD_decompress(out.data(), out.size(), sealed.data(), plain_len);
   if (ZSTD_isError(got) || got != e.raw_length)

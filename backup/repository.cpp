@@ -9,6 +9,7 @@
 #include <chrono>
 #include <thread>
 
+#include "backup/tree.h"
 #include "core/error.h"
 
 namespace dlc::backup {
@@ -92,17 +93,38 @@ void Repository::read_config() {
   } catch (const json::exception& e) {
     throw Error(Errc::io, "damaged repository config", p.string(), e.what());
   }
-  if (doc.value("format", "") != kFormat)
-    throw Error(Errc::io, "unsupported repository format", path_.string(), doc.value("format", "?"),
+  auto damaged = [&](const std::string& why) {
+    return Error(Errc::io, "damaged repository config", p.string(), why, "restore the config file from a copy");
+  };
+  if (!doc.is_object()) throw damaged("not a JSON object");
+  if (!json_string_or_absent(doc, "format") || doc.value("format", "") != kFormat)
+    throw Error(Errc::io, "unsupported repository format", path_.string(),
+                doc.contains("format") ? printable_utf8(doc["format"].dump()) : "?",
                 "this dlc reads " + std::string(kFormat));
+  for (const char* k : {"id", "cipher", "created", "mac"})
+    if (!json_string_or_absent(doc, k)) throw damaged(std::string("\"") + k + "\" is not a string");
+  const auto chunker = doc.find("chunker");
+  if (chunker == doc.end() || !chunker->is_object())
+    throw damaged("\"chunker\" is missing or not an object");
+  for (const char* k : {"min", "avg", "max"})
+    if (!chunker->contains(k) || !json_uint_or_absent(*chunker, k, UINT32_MAX))
+      throw damaged(std::string("chunker.") + k + " is not a 32-bit unsigned integer");
+  for (const char* k : {"compression", "location"})
+    if (doc.contains(k) && !doc[k].is_object()) throw damaged(std::string("\"") + k + "\" is not an object");
+  const json compression = doc.value("compression", json::object());
+  if (!json_int_or_absent(compression, "level") ||
+      (compression.contains("level") && (compression["level"].get<std::int64_t>() < -131072 ||
+                                         compression["level"].get<std::int64_t>() > 22)))
+    throw damaged("compression.level is not a zstd level");
+  const json loc = doc.value("location", json::object());
+  if (!json_string_or_absent(loc, "region") || !json_string_or_absent(loc, "site"))
+    throw damaged("location.region and location.site must be strings");
   config_.raw = doc;
   config_.id = doc.value("id", "");
   config_.cipher = crypto::aead_from_name(doc.value("cipher", ""));
-  const json& c = doc.at("chunker");
-  config_.chunker = {c.at("min").get<std::uint32_t>(), c.at("avg").get<std::uint32_t>(),
-                     c.at("max").get<std::uint32_t>()};
-  config_.compression_level = doc.value("compression", json::object()).value("level", 3);
-  const json loc = doc.value("location", json::object());
+  config_.chunker = {chunker->at("min").get<std::uint32_t>(), chunker->at("avg").get<std::uint32_t>(),
+                     chunker->at("max").get<std::uint32_t>()};
+  config_.compression_level = static_cast<int>(compression.value("level", std::int64_t{3}));
   config_.region = loc.value("region", "");
   config_.site = loc.value("site", "");
   config_.created = doc.value("created", "");
@@ -125,7 +147,7 @@ void Repository::unlock(const KeySource& src) {
   const std::string kind = src.kind();
   SecretCache cache;
   std::size_t tried = 0;
-  for (const json& slot : slots()) {
+  for (const json& slot : slots()) {  // well-formed slots only (see slots())
     if (slot.value("type", "") != kind) continue;
     ++tried;
     std::optional<SecureBuffer> master = open_slot(slot, src, config_.cipher, cache);
@@ -146,10 +168,23 @@ void Repository::unlock(const KeySource& src) {
 }
 
 void Repository::load_keyring() {
+  const fs::path p = path_ / "keyring";
   const Bytes plain = read_object("", "keyring", ObjectKind::keyring);
-  json doc = json::parse(plain.begin(), plain.end());
+  auto damaged = [&](const std::string& why) {
+    return Error(Errc::io, "damaged keyring", p.string(), why, "restore the keyring file from a copy");
+  };
+  const json doc = json::parse(plain.begin(), plain.end(), nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object()) throw damaged("not a JSON object");
+  const auto keys = doc.find("data_keys");
+  if (keys == doc.end() || !keys->is_array()) throw damaged("\"data_keys\" is not a list");
+  if (!doc.contains("current") || !json_uint_or_absent(doc, "current", UINT32_MAX))
+    throw damaged("\"current\" is not a key id");
   keys_.clear();
-  for (const json& k : doc.at("data_keys")) {
+  for (const json& k : *keys) {
+    if (!k.is_object() || !k.contains("id") || !json_uint_or_absent(k, "id", UINT32_MAX) ||
+        !json_string_or_absent(k, "created") ||
+        !is_hex_string(k.value("key", json()), crypto::aead_key_size(config_.cipher)))
+      throw damaged("a data key is malformed");
     DataKey d;
     d.id = k.at("id").get<std::uint32_t>();
     d.created = k.value("created", "");
@@ -324,6 +359,13 @@ Bytes Repository::read_blob(const BlobId& id) const {
   const fs::path p = pack_path(path_, pack->id);
   Fd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) throw_errno("cannot open pack", p.string(), errno, "run 'dlc backup check'");
+  // The index is trusted for where a blob is, not for how much to allocate.
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw_errno("cannot read pack", p.string());
+  if (e->offset > static_cast<std::uint64_t>(st.st_size) ||
+      e->length > static_cast<std::uint64_t>(st.st_size) - e->offset)
+    throw Error(Errc::check_failed, "blob beyond the end of its pack", hex(id), "pack " + hex(pack->id) + " is shorter",
+                "run 'dlc backup check'");
   Bytes sealed(e->length);
   pread_all(fd.get(), sealed.data(), sealed.size(), e->offset, p);
   crypto::Aead aead = pack_aead(pack->key_id, pack->id);
@@ -339,25 +381,47 @@ Bytes Repository::read_blob(const BlobId& id) const {
 
 json Repository::read_tree(const BlobId& id) const {
   const Bytes b = read_blob(id);
+  json doc;
   try {
-    return json::parse(b.begin(), b.end());
-  } catch (const json::exception& e) {
-    throw Error(Errc::io, "damaged tree", hex(id), e.what());
+    doc = json::parse(b.begin(), b.end());
+  } catch (const json::parse_error& e) {
+    // Not e.what(): it quotes the bytes it read, which need not be UTF-8.
+    throw Error(Errc::io, "damaged tree", hex(id), "not JSON (at byte " + std::to_string(e.byte) + ")");
   }
+  validate_tree(doc, hex(id));
+  return doc;
 }
 
 // ---- snapshots --------------------------------------------------------------------------
 
+Snapshot parse_snapshot(const std::string& id, crypto::ByteView plain) {
+  auto damaged = [&](const std::string& why) {
+    return Error(Errc::io, "damaged snapshot", id, why, "forget it ('dlc backup forget " + id + "')");
+  };
+  Snapshot s;
+  s.id = id;
+  s.doc = json::parse(plain.begin(), plain.end(), nullptr, /*allow_exceptions=*/false);
+  const json& d = s.doc;
+  if (!d.is_object()) throw damaged("not a JSON object");
+  if (!is_hex_string(d.value("tree", json()), 32)) throw damaged("\"tree\" is not a tree id");
+  for (const char* k : {"time", "host", "user", "parent", "program"})
+    if (!json_string_or_absent(d, k)) throw damaged(std::string("\"") + k + "\" is not a string");
+  if (!json_int_or_absent(d, "time_ns") || !json_uint_or_absent(d, "key_id", UINT32_MAX))
+    throw damaged("\"time_ns\" or \"key_id\" is not an integer");
+  for (const char* k : {"paths", "tags"}) {
+    const json v = d.value(k, json::array());
+    if (!v.is_array() || !std::all_of(v.begin(), v.end(), [](const json& x) { return x.is_string(); }))
+      throw damaged(std::string("\"") + k + "\" is not a list of strings");
+  }
+  if (d.contains("summary") && !d["summary"].is_object()) throw damaged("\"summary\" is not an object");
+  s.time_ns = d.value("time_ns", std::int64_t{0});
+  return s;
+}
+
 std::vector<Snapshot> Repository::snapshots() const {
   std::vector<Snapshot> out;
-  for (const auto& name : list_names(path_ / "snapshots")) {
-    const Bytes b = read_object("snapshots", name, ObjectKind::snapshot);
-    Snapshot s;
-    s.id = name;
-    s.doc = json::parse(b.begin(), b.end());
-    s.time_ns = s.doc.value("time_ns", std::int64_t{0});
-    out.push_back(std::move(s));
-  }
+  for (const auto& name : list_names(path_ / "snapshots"))
+    out.push_back(parse_snapshot(name, read_object("snapshots", name, ObjectKind::snapshot)));
   std::sort(out.begin(), out.end(), [](const Snapshot& a, const Snapshot& b) {
     return a.time_ns != b.time_ns ? a.time_ns < b.time_ns : a.id < b.id;
   });
@@ -390,7 +454,12 @@ std::vector<json> Repository::slots() const {
     try {
       const Bytes b = read_file_bytes(path_ / "keys" / name);
       json s = json::parse(b.begin(), b.end());
-      if (s.value("id", "") == name) out.push_back(std::move(s));
+      std::string why;
+      if (!slot_well_formed(s, name, &why)) {
+        notice(NoticeLevel::warning, "ignoring malformed key slot " + (path_ / "keys" / name).string() + ": " + why);
+        continue;
+      }
+      out.push_back(std::move(s));
     } catch (const json::exception&) {
       notice(NoticeLevel::warning, "ignoring unreadable key slot " + (path_ / "keys" / name).string());
     }

@@ -61,6 +61,9 @@ struct Snapshot {
   std::int64_t time_ns = 0;
   SnapshotInfo info() const;
 };
+// Decodes a snapshot's plaintext and checks its shape (an object naming its
+// root tree; known members of their documented types). Throws Errc::io.
+Snapshot parse_snapshot(const std::string& id, crypto::ByteView plain);
 
 // The exclusive/shared lock: flock(2) on <repo>/lock, released by the kernel
 // when the process dies (no stale locks after kill -9).
@@ -166,6 +169,14 @@ struct SecretCache {  // the passphrase, key file bytes or command output, read 
 std::optional<SecureBuffer> open_slot(const nlohmann::json& slot, const KeySource& src,
                                       crypto::AeadAlg alg, SecretCache& cache);
 std::string slot_detail(const nlohmann::json& slot);
+// Whether a key slot document can be used: an object whose "id" is its file
+// name, with the members its type needs, of the documented types. Slot files
+// are not authenticated: Repository::slots() skips (and notes) the others.
+bool slot_well_formed(const nlohmann::json& slot, const std::string& file_name, std::string* why);
+// scrypt parameters a passphrase slot may ask for: N * r * p <= 2^23 (N = 2^20,
+// r = 8, p = 1 needs 1 GiB and about a second), so that a slot planted in a
+// repository cannot make unlocking exhaust memory or time.
+inline constexpr std::uint64_t kMaxScryptWork = std::uint64_t{1} << 23;
 // The passphrase from src: its command, the file its env var names, or a prompt.
 SecureBuffer read_passphrase(const KeySource& src, bool confirm, const std::string& what);
 

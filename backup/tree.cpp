@@ -6,8 +6,10 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "core/error.h"
 
@@ -118,6 +120,47 @@ json node_from_stat(const fs::path& path, const std::string& name, const struct 
     if (!x.empty()) n["xattrs"] = x;
   }
   return n;
+}
+
+void validate_tree(const json& doc, const std::string& what) {
+  auto damaged = [&](const std::string& why) {
+    return Error(Errc::io, "damaged tree", what, why, "run 'dlc backup check'");
+  };
+  if (!doc.is_object() || !doc.contains("nodes") || !doc["nodes"].is_array())
+    throw damaged("not an object with a list of nodes");
+  std::set<std::string> names;
+  for (const json& n : doc["nodes"]) {
+    if (!n.is_object()) throw damaged("a node is not an object");
+    if (n.contains("name") == n.contains("name_hex") || !json_string_or_absent(n, "name") ||
+        !json_hex_or_absent(n, "name_hex"))
+      throw damaged("a node has no name, or two");
+    const std::string name = node_name(n);
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
+        name.find('\0') != std::string::npos)
+      throw damaged("node name \"" + printable_utf8(name) + "\" is not a file name");
+    if (!names.insert(name).second) throw damaged("node name \"" + printable_utf8(name) + "\" repeats");
+    for (const char* k : {"type", "user", "group", "target"})
+      if (!json_string_or_absent(n, k)) throw damaged(std::string("node member \"") + k + "\" is not a string");
+    for (const char* k : {"mode", "uid", "gid"})
+      if (!json_uint_or_absent(n, k, UINT32_MAX)) throw damaged(std::string("node member \"") + k + "\" is out of range");
+    for (const char* k : {"inode", "dev", "links", "size", "rdev"})
+      if (!json_uint_or_absent(n, k)) throw damaged(std::string("node member \"") + k + "\" is not an unsigned integer");
+    for (const char* k : {"mtime", "atime", "ctime"})
+      if (!json_int_or_absent(n, k)) throw damaged(std::string("node member \"") + k + "\" is not an integer");
+    if (n.contains("sparse") && !n["sparse"].is_boolean()) throw damaged("node member \"sparse\" is not a boolean");
+    if (!json_hex_or_absent(n, "subtree", 32) || !json_hex_or_absent(n, "target_hex"))
+      throw damaged("node member \"subtree\" or \"target_hex\" is not hex");
+    if (n.contains("content")) {
+      const json& c = n["content"];
+      if (!c.is_array() || !std::all_of(c.begin(), c.end(), [](const json& h) { return is_hex_string(h, 32); }))
+        throw damaged("node member \"content\" is not a list of blob ids");
+    }
+    if (n.contains("xattrs")) {
+      const json& x = n["xattrs"];
+      if (!x.is_object() || !std::all_of(x.begin(), x.end(), [](const json& v) { return is_hex_string(v); }))
+        throw damaged("node member \"xattrs\" is not an object of hex values");
+    }
+  }
 }
 
 std::string node_name(const json& node) {

@@ -18,6 +18,11 @@ namespace dlc::backup {
 nlohmann::json node_from_stat(const fs::path& path, const std::string& name, const struct stat& st,
                               std::vector<std::string>* warnings);
 std::string node_name(const nlohmann::json& node);  // decodes name_hex when present
+// Checks a decoded tree (Repository::read_tree does): an object with a list of
+// nodes, each with a name that is one path component (not empty, ".", "..",
+// and without '/' or NUL: a restore must not leave its target), unique in the
+// tree, and the documented members of the documented types. Throws Errc::io.
+void validate_tree(const nlohmann::json& doc, const std::string& what);
 std::string node_type(const struct stat& st);
 
 // Walks a snapshot depth-first, calling fn(path, node) for every node ("/a/b").

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 
 #include "core/error.h"
@@ -157,17 +158,84 @@ std::string rfc3339(std::int64_t unix_ns) {
   return buf;
 }
 
+namespace {
+// Length of the valid UTF-8 sequence at s[i] (RFC 3629), 0 when invalid.
+std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
+  auto byte = [&](std::size_t k) -> unsigned {
+    return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0x100u;
+  };
+  auto cont = [&](std::size_t k) { return byte(k) >= 0x80 && byte(k) <= 0xBF; };
+  const unsigned c = byte(0);
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    const unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    return byte(1) >= lo && byte(1) <= hi && cont(2) ? 3 : 0;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    const unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    return byte(1) >= lo && byte(1) <= hi && cont(2) && cont(3) ? 4 : 0;
+  }
+  return 0;
+}
+}  // namespace
+
 bool valid_utf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    int n = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : -1;
-    if (n < 0 || i + static_cast<std::size_t>(n) >= s.size() + (n == 0 ? 1 : 0)) return false;
-    for (int k = 1; k <= n; ++k)
-      if ((static_cast<unsigned char>(s[i + static_cast<std::size_t>(k)]) & 0xC0) != 0x80) return false;
-    i += static_cast<std::size_t>(n) + 1;
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = utf8_sequence_length(s, i);
+    if (n == 0) return false;
+    i += n;
   }
   return true;
+}
+
+std::string printable_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = utf8_sequence_length(s, i);
+    if (n == 0) {
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\x%02X", static_cast<unsigned char>(s[i]));
+      out += esc;
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
+bool is_hex_string(const nlohmann::json& v, std::size_t bytes) {
+  if (!v.is_string()) return false;
+  const std::string& s = v.get_ref<const std::string&>();
+  if (s.size() % 2 != 0 || (bytes != 0 && s.size() != 2 * bytes)) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+  });
+}
+
+bool json_string_or_absent(const nlohmann::json& obj, const char* key) {
+  auto it = obj.find(key);
+  return it == obj.end() || it->is_string();
+}
+
+bool json_uint_or_absent(const nlohmann::json& obj, const char* key, std::uint64_t max) {
+  auto it = obj.find(key);
+  return it == obj.end() || (it->is_number_unsigned() && it->get<std::uint64_t>() <= max) ||
+         (it->is_number_integer() && !it->is_number_unsigned() && it->get<std::int64_t>() >= 0 &&
+          static_cast<std::uint64_t>(it->get<std::int64_t>()) <= max);
+}
+
+bool json_int_or_absent(const nlohmann::json& obj, const char* key) {
+  auto it = obj.find(key);
+  return it == obj.end() || it->is_number_integer();
+}
+
+bool json_hex_or_absent(const nlohmann::json& obj, const char* key, std::size_t bytes) {
+  auto it = obj.find(key);
+  return it == obj.end() || is_hex_string(*it, bytes);
 }
 
 }  // namespace dlc::backup

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/crypto.h"
 
 namespace dlc::backup {
@@ -93,7 +95,22 @@ std::string username();
 std::string rfc3339(std::int64_t unix_ns);
 std::int64_t now_ns();
 
-// Whether s is valid UTF-8 (file names that are not are stored hex-encoded).
+// Whether s is valid UTF-8 (RFC 3629: no overlong forms, surrogates or code
+// points above U+10FFFF; file names that are not are stored hex-encoded).
 bool valid_utf8(std::string_view s);
+// s with every byte that is not part of valid UTF-8 written as \xNN, for
+// messages and JSON reports (which must be UTF-8).
+std::string printable_utf8(std::string_view s);
+
+// Shape checks for documents read from a repository: each is validated where
+// it is decoded, so that a damaged document is an Error there and never a JSON
+// library exception (or a float-to-integer conversion) further on. Each check
+// is true when obj (an object) lacks key or holds the named kind of value.
+bool json_string_or_absent(const nlohmann::json& obj, const char* key);
+bool json_uint_or_absent(const nlohmann::json& obj, const char* key,
+                         std::uint64_t max = ~std::uint64_t{0});
+bool json_int_or_absent(const nlohmann::json& obj, const char* key);  // signed or unsigned integer
+bool json_hex_or_absent(const nlohmann::json& obj, const char* key, std::size_t bytes = 0);  // 0: any length
+bool is_hex_string(const nlohmann::json& v, std::size_t bytes = 0);
 
 }  // namespace dlc::backup
