@@ -231,6 +231,24 @@ class Archiver {
     bool real = false;
   };
 
+  // Queued jobs point into their file's PendingFile. When an error or an
+  // interruption unwinds a directory, its files go to graveyard_ instead of
+  // being freed, and die with the Archiver, after the workers have stopped.
+  struct KeepPending {
+    KeepPending(Archiver& archiver, std::vector<std::unique_ptr<PendingFile>>& files)
+        : a(archiver), pending(files), unwinding(std::uncaught_exceptions()) {}
+    KeepPending(const KeepPending&) = delete;
+    KeepPending& operator=(const KeepPending&) = delete;
+    Archiver& a;
+    std::vector<std::unique_ptr<PendingFile>>& pending;
+    const int unwinding;
+    ~KeepPending() {
+      if (std::uncaught_exceptions() <= unwinding) return;
+      std::lock_guard<std::mutex> lock(a.mu_);
+      for (auto& f : pending) a.graveyard_.push_back(std::move(f));
+    }
+  };
+
   void worker_loop(Uploader::Worker& w) {
     for (;;) {
       Job job;
@@ -357,6 +375,7 @@ class Archiver {
     auto parents = by_name(parent_tree);
     std::vector<json> nodes;
     std::vector<std::unique_ptr<PendingFile>> pending;
+    KeepPending keep{*this, pending};
     for (const auto& [name, child] : v.children) {
       const fs::path path = dir / name;
       struct stat st{};
@@ -396,6 +415,7 @@ class Archiver {
     std::sort(names.begin(), names.end());
     std::vector<json> nodes;
     std::vector<std::unique_ptr<PendingFile>> pending;
+    KeepPending keep{*this, pending};
     for (const auto& name : names) {
       const fs::path path = dir / name;
       if (excluded(path, name)) continue;
@@ -443,12 +463,16 @@ class Archiver {
       nodes.push_back(std::move(node));
       return;
     }
-    auto pf = std::make_unique<PendingFile>();
-    pf->node = nodes.size();
-    if (!read_file(path, node, *pf)) return;  // unreadable: skipped with a warning
+    // In the list before its chunks are queued: if reading throws, the
+    // list's guard keeps it alive for the workers.
+    pending.push_back(std::make_unique<PendingFile>());
+    pending.back()->node = nodes.size();
+    if (!read_file(path, node, *pending.back())) {  // unreadable: skipped with a warning (nothing queued)
+      pending.pop_back();
+      return;
+    }
     ++(pnode ? result_.files_changed : result_.files_new);
     nodes.push_back(std::move(node));
-    pending.push_back(std::move(pf));
   }
 
   bool unchanged(const json& node, const json* pnode) const {
@@ -507,6 +531,7 @@ class Archiver {
   bool closed_ = false;
   std::exception_ptr error_;
   std::atomic<bool> error_flag_{false};
+  std::vector<std::unique_ptr<PendingFile>> graveyard_;  // see KeepPending
 };
 
 std::vector<fs::path> normalize_paths(const std::vector<fs::path>& in) {
