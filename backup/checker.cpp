@@ -19,6 +19,7 @@
 
 #include "backup/backup.h"
 #include "backup/checker.h"
+#include "backup/progress.h"
 #include "backup/repository.h"
 #include "backup/tree.h"
 #include "core/error.h"
@@ -87,14 +88,14 @@ struct PackCheck {
 };
 
 // Reads one pack whole and verifies every blob in it.
-PackCheck verify_pack(const Repository& repo, const PackInfo& pack, Bytes& buf) {
+// fd: the pack opened (else errno says why not).
+PackCheck verify_pack(const Repository& repo, const PackInfo& pack, Fd fd, Bytes& buf, BlobScratch& scratch) {
   PackCheck out;
   const std::string pid = hex(pack.id);
   const fs::path path = pack_path(repo.path(), pack.id);
   auto damage_all = [&](const std::string& why) {
     for (const auto& b : pack.blobs) out.damaged.push_back({hex(b.id), std::string(blob_type_name(b.type)), pid, why});
   };
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) {
     damage_all(std::string("pack unreadable: ") + std::strerror(errno));
     return out;
@@ -103,7 +104,7 @@ PackCheck verify_pack(const Repository& repo, const PackInfo& pack, Bytes& buf) 
   ::fstat(fd.get(), &st);
   const auto size = static_cast<std::uint64_t>(st.st_size);
   ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-  buf.resize(size);
+  if (buf.size() < size) buf.resize(size);
   try {
     pread_all(fd.get(), buf.data(), size, 0, path);
   } catch (const Error& e) {
@@ -150,7 +151,7 @@ PackCheck verify_pack(const Repository& repo, const PackInfo& pack, Bytes& buf) 
     ++out.blobs;
     std::span<std::uint8_t> sealed(buf.data() + b.offset, b.length);
     try {
-      Bytes plain = open_blob(aead, b, sealed);
+      const crypto::ByteView plain = open_blob_view(aead, b, sealed, scratch);
       if (repo.blob_id(plain) != b.id) out.damaged.push_back({id, type, pid, "content does not match its id"});
     } catch (const Error& e) {
       out.damaged.push_back({id, type, pid, e.code() == Errc::auth ? "does not authenticate (altered or corrupted)" : e.what()});
@@ -284,19 +285,45 @@ CheckResult run_check_on(Repository& repo, const CheckOptions& opts) {
     } else {
       for (std::size_t i = 0; i < packs.size(); ++i) sel.push_back(i);
     }
+    std::uint64_t sel_bytes = 0;
+    for (std::size_t i : sel)
+      if (disk.count(hex(packs[i].id))) sel_bytes += packs[i].size;
+    ProgressTask progress(opts.progress, "read data", sel_bytes);
     std::atomic<std::size_t> next{0};
     std::mutex mu;
     std::vector<std::thread> threads;
     const unsigned n = std::max(1u, std::min<unsigned>(repo.threads(), static_cast<unsigned>(sel.size())));
     const std::int64_t now = now_ns();
+    // The kernel reads packs ahead of the threads (two per thread in flight),
+    // so that a thread rarely waits for a read.
+    std::vector<PackPrefetcher::Item> items;
+    for (std::size_t i : sel) items.push_back({pack_path(repo.path(), packs[i].id), 0, packs[i].size});
+    PackPrefetcher prefetcher(std::move(items), 2 * std::size_t{n});
     for (unsigned t = 0; t < n; ++t) {
       threads.emplace_back([&] {
         Bytes buf;
+        std::optional<BlobScratch> scratch;
+        try {
+          scratch.emplace();
+        } catch (const std::exception& e) {  // a worker thread: nothing may escape it
+          std::lock_guard<std::mutex> lock(mu);
+          r.errors.push_back(e.what());
+          return;
+        }
         for (std::size_t k; (k = next.fetch_add(1)) < sel.size();) {
           if (stop_requested().load()) break;
           const PackInfo& p = packs[sel[k]];
-          if (!disk.count(hex(p.id))) continue;  // already reported missing
-          PackCheck c = verify_pack(repo, p, buf);
+          if (!disk.count(hex(p.id))) {  // already reported missing
+            prefetcher.take(k);
+            continue;
+          }
+          PackCheck c;
+          try {
+            Fd fd = prefetcher.take(k);
+            c = verify_pack(repo, p, std::move(fd), buf, *scratch);
+          } catch (const std::exception& e) {  // a worker thread: nothing may escape it
+            c.errors.push_back("pack " + hex(p.id) + ": " + e.what());
+          }
           std::lock_guard<std::mutex> lock(mu);
           ++r.packs_read;
           r.blobs_read += c.blobs;
@@ -304,12 +331,14 @@ CheckResult run_check_on(Repository& repo, const CheckOptions& opts) {
           for (auto& e : c.errors) r.errors.push_back(std::move(e));
           for (auto& d : c.damaged) add_damage(d);
           coverage[hex(p.id)] = now;
+          progress.add(p.size);
         }
       });
     }
     for (auto& t : threads) t.join();
     if (stop_requested().load())
       throw Error(Errc::interrupted, "check interrupted", repo.path().string(), {}, "run it again");
+    progress.finish(true);
   }
   // Forget packs that are gone; report coverage.
   std::map<std::string, std::int64_t> kept;

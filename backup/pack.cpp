@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "core/error.h"
@@ -56,7 +57,7 @@ SecureBuffer new_pack_key(crypto::AeadAlg alg, crypto::ByteView data_key, BlobId
 
 PackWriter::PackWriter(const fs::path& repo, crypto::AeadAlg alg, crypto::ByteView data_key,
                        std::uint32_t key_id)
-    : repo_(repo), alg_(alg), aead_(alg, new_pack_key(alg, data_key, info_.id)) {
+    : repo_(repo), aead_(alg, new_pack_key(alg, data_key, info_.id)) {
   info_.key_id = key_id;
   final_ = pack_path(repo, info_.id);
   std::error_code ec;
@@ -204,6 +205,86 @@ Bytes open_blob(crypto::Aead& aead, const BlobEntry& e, std::span<std::uint8_t> 
     throw Error(Errc::io, "blob does not decompress", hex(e.id),
                 ZSTD_isError(got) ? ZSTD_getErrorName(got) : "wrong length");
   return out;
+}
+
+void prefetch_range(int fd, std::uint64_t offset, std::uint64_t length) {
+  constexpr std::uint64_t kStep = 128u << 10;
+  for (std::uint64_t o = offset; o < offset + length; o += kStep)
+    if (::posix_fadvise(fd, static_cast<off_t>(o), static_cast<off_t>(std::min(kStep, offset + length - o)),
+                        POSIX_FADV_WILLNEED) != 0)
+      return;  // only a hint
+}
+
+PackPrefetcher::PackPrefetcher(std::vector<Item> items, std::size_t ahead)
+    : items_(std::move(items)), fds_(items_.size()), state_(items_.size(), 0), ahead_(std::max<std::size_t>(ahead, 1)) {
+  thread_ = std::thread([this] { loop(); });
+}
+
+PackPrefetcher::~PackPrefetcher() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void PackPrefetcher::loop() {
+  for (std::size_t i = 0; i < items_.size(); ++i) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || i < taken_ + ahead_; });
+      if (stop_) return;
+      if (state_[i] != 0) continue;  // a worker got there first
+    }
+    Fd fd(::open(items_[i].path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd) prefetch_range(fd.get(), items_[i].offset, items_[i].length);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (state_[i] == 0 && fd) {
+      fds_[i] = std::move(fd);
+      state_[i] = 1;
+    }
+  }
+}
+
+Fd PackPrefetcher::take(std::size_t i) {
+  Fd fd;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (state_[i] == 1) fd = std::move(fds_[i]);
+    state_[i] = 2;
+    taken_ = std::max(taken_, i + 1);
+  }
+  cv_.notify_all();
+  if (!fd) fd.reset(::open(items_[i].path.c_str(), O_RDONLY | O_CLOEXEC));
+  return fd;
+}
+
+BlobScratch::BlobScratch() : dctx_(ZSTD_createDCtx()) {
+  if (!dctx_) throw Error(Errc::io, "cannot create a zstd context", {}, "out of memory");
+}
+BlobScratch::~BlobScratch() { ZSTD_freeDCtx(static_cast<ZSTD_DCtx*>(dctx_)); }
+
+crypto::ByteView open_blob_view(crypto::Aead& aead, const BlobEntry& e, std::span<std::uint8_t> sealed,
+                                BlobScratch& s) {
+  const std::size_t plain_len = open_sealed(aead, e, sealed);
+  if (!(e.flags & kBlobZstd)) {
+    if (plain_len != e.raw_length)
+      throw Error(Errc::io, "blob has a wrong length", hex(e.id),
+                  std::to_string(plain_len) + " bytes, the index says " + std::to_string(e.raw_length));
+    return {sealed.data(), plain_len};
+  }
+  check_frame(e, sealed.data(), plain_len);
+  if (s.cap_ < e.raw_length) {
+    s.buf_.reset(new std::uint8_t[e.raw_length]);  // uninitialised: zstd writes every byte it returns
+    s.cap_ = e.raw_length;
+  }
+  const std::size_t got =
+      ZSTD_decompressDCtx(static_cast<ZSTD_DCtx*>(s.dctx_), s.buf_.get(), e.raw_length, sealed.data(), plain_len);
+  if (ZSTD_isError(got) || got != e.raw_length)
+    throw Error(Errc::io, "blob does not decompress", hex(e.id),
+                ZSTD_isError(got) ? ZSTD_getErrorName(got) : "wrong length");
+  return {s.buf_.get(), got};
 }
 
 }  // namespace dlc::backup

@@ -9,7 +9,11 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <condition_variable>
 #include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
 #include <span>
 #include <string>
 #include <vector>
@@ -69,7 +73,6 @@ class PackWriter {
 
  private:
   fs::path repo_, tmp_, final_;
-  crypto::AeadAlg alg_;
   PackInfo info_;  // before aead_: its id (the salt) is drawn when aead_ is built
   crypto::Aead aead_;
   Fd fd_;
@@ -97,5 +100,62 @@ std::vector<BlobEntry> read_pack_table(int fd, std::uint64_t file_size, const fs
 // Opens a sealed blob (in place) and decompresses when flagged; returns the
 // plaintext. Throws Errc::auth when the blob does not authenticate.
 Bytes open_blob(crypto::Aead& pack_aead, const BlobEntry& e, std::span<std::uint8_t> sealed);
+
+// Asks the kernel to read [offset, offset + length) of a pack into the page
+// cache in the background (POSIX_FADV_WILLNEED in 128 KiB steps: one call
+// reads at most the device's readahead window).
+void prefetch_range(int fd, std::uint64_t offset, std::uint64_t length);
+
+// Opens packs and has the kernel read the needed ranges ahead, on a thread of
+// its own (opening a pack may wait for directory and inode reads; the workers
+// should not), staying at most `ahead` items in front of the furthest item a
+// worker has taken. Workers take items in order and get the open file from it.
+class PackPrefetcher {
+ public:
+  struct Item {
+    fs::path path;
+    std::uint64_t offset = 0, length = 0;  // the range to read ahead
+  };
+  PackPrefetcher(std::vector<Item> items, std::size_t ahead);
+  ~PackPrefetcher();  // stops the thread
+  PackPrefetcher(const PackPrefetcher&) = delete;
+  PackPrefetcher& operator=(const PackPrefetcher&) = delete;
+  // Item i is being worked on: returns its open file (opened here when the
+  // prefetcher has not reached it; an invalid Fd with errno set when it
+  // cannot be opened) and lets the prefetcher run further.
+  Fd take(std::size_t i);
+
+ private:
+  void loop();
+  std::vector<Item> items_;
+  std::vector<Fd> fds_;
+  std::vector<char> state_;  // 0 new, 1 opened by the prefetcher, 2 taken
+  std::size_t ahead_, taken_ = 0;  // taken_: one past the furthest item taken
+  bool stop_ = false;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::thread thread_;
+};
+
+// Per-thread scratch for open_blob_view: the decompression buffer and zstd
+// context, reused from blob to blob (no allocation, no zero-filling).
+class BlobScratch {
+ public:
+  BlobScratch();
+  ~BlobScratch();
+  BlobScratch(const BlobScratch&) = delete;
+  BlobScratch& operator=(const BlobScratch&) = delete;
+
+ private:
+  friend crypto::ByteView open_blob_view(crypto::Aead&, const BlobEntry&, std::span<std::uint8_t>, BlobScratch&);
+  std::unique_ptr<std::uint8_t[]> buf_;
+  std::size_t cap_ = 0;
+  void* dctx_;  // ZSTD_DCtx
+};
+// As open_blob, without copies: the plaintext is a view into `sealed`
+// (decrypted in place) for a stored blob, else into `scratch`; valid until
+// either is reused. Checks that the plaintext has the index's raw length.
+crypto::ByteView open_blob_view(crypto::Aead& pack_aead, const BlobEntry& e, std::span<std::uint8_t> sealed,
+                                BlobScratch& scratch);
 
 }  // namespace dlc::backup

@@ -1,7 +1,10 @@
 // The restorer: recreates a snapshot under a target directory. Directories
-// first, then file contents on all cores (one file per task; each task keeps
-// its pack open across consecutive blobs), then hardlinks, then directory
-// metadata deepest first (so writing children does not disturb their times).
+// first; then file contents on all cores, pack by pack: each pack's needed
+// blobs are read in a few large reads (the next packs read ahead by the
+// kernel), each blob is opened once and written to every place that uses it
+// (dedup'ed data is decrypted once); a file's metadata is applied when its last
+// blob is written. Then hardlinks, then directory metadata deepest first (so
+// writing children does not disturb their times).
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <sys/stat.h>
@@ -9,12 +12,15 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "backup/backup.h"
+#include "backup/progress.h"
 #include "backup/repository.h"
 #include "backup/tree.h"
 #include "core/error.h"
@@ -73,10 +79,29 @@ void write_at(int fd, const std::uint8_t* p, std::size_t n, std::uint64_t off, c
   }
 }
 
+// A file to restore: where, its tree node, and the state of its blobs.
 struct FileTask {
   fs::path path;
   json node;  // a copy: the tree documents are gone after the walk
+  std::uint64_t size = 0;                // sum of its blobs' lengths
+  std::vector<BlobId> ids;               // kept for --verify only
+  std::atomic<std::size_t> remaining{0};  // blob writes still to do
+  std::atomic<bool> failed{false};
+  std::string error;                     // the first failure (under the restorer's mutex)
 };
+
+// One placement of a blob: which file, where in it.
+struct Use {
+  std::uint32_t pack = 0;          // position in the index's packs
+  const BlobEntry* blob = nullptr;
+  std::uint32_t file = 0;          // position in files_
+  std::uint64_t offset = 0;        // in the file
+};
+
+// Reads of a pack: needed blobs whose gaps are at most kMaxGap are read in one
+// pread of at most kMaxRead bytes (or one blob, when larger).
+constexpr std::uint64_t kMaxGap = 1u << 20;
+constexpr std::uint64_t kMaxRead = 8u << 20;
 
 class Restorer {
  public:
@@ -86,23 +111,37 @@ class Restorer {
   void run(const BlobId& root) {
     // Pass 1 (this thread): directories, symlinks, special files; collect files.
     walk_tree(repo_, root, [&](const std::string& path, const json& n) { return visit(path, n); });
-    // Pass 2: file contents on all cores.
-    std::atomic<std::size_t> next{0};
-    std::vector<std::thread> threads;
-    const unsigned nthreads = std::max(1u, std::min<unsigned>(repo_.threads(), static_cast<unsigned>(files_.size())));
-    for (unsigned t = 0; t < nthreads; ++t) {
-      threads.emplace_back([&] {
-        PackCache cache;
-        for (std::size_t i; (i = next.fetch_add(1)) < files_.size();) {
-          if (stop_requested().load()) break;
-          restore_file(files_[i], cache);
-        }
-      });
+    // Pass 2: where every blob goes, by pack (each pack is read once, in
+    // offset order, and each blob opened once however many files use it).
+    plan();
+    const unsigned nthreads = std::max(1u, repo_.threads());
+    std::uint64_t total = 0;
+    for (const auto& f : files_) total += f->size;
+    ProgressTask progress(opts_.progress, "restore", total);
+    progress_ = &progress;
+    // Pass 3: create the files (empty ones are done then), then write the
+    // blobs pack by pack on all cores; a file's metadata is applied (and
+    // --verify runs) by the thread that writes its last blob.
+    parallel(nthreads, files_.size(), [&](std::size_t i, Worker&) { create_file(i); });
+    if (!stop_requested().load()) {
+      // The kernel reads packs ahead of the workers: two per thread in
+      // flight (a pack is at most about 18 MiB).
+      std::vector<PackPrefetcher::Item> items;
+      for (const auto& [b, e] : jobs_) {
+        const std::uint64_t first = uses_[b].blob->offset;
+        const std::uint64_t last = uses_[e - 1].blob->offset + uses_[e - 1].blob->length;
+        items.push_back({pack_path(repo_.path(), repo_.index().packs()[uses_[b].pack].id), first, last - first});
+      }
+      PackPrefetcher prefetcher(std::move(items), 2 * std::size_t{nthreads});
+      parallel(nthreads, jobs_.size(), [&](std::size_t j, Worker& w) { restore_pack(j, prefetcher.take(j), w); });
     }
-    for (auto& t : threads) t.join();
     if (stop_requested().load())
       throw Error(Errc::interrupted, "restore interrupted", opts_.target.string(), {}, "run the restore again");
-    // Pass 3: hardlinks to files restored above.
+    progress.finish(true);
+    progress_ = nullptr;
+    for (const auto& f : files_)
+      if (f->failed.load()) result_.failed.push_back(f->path.string() + ": " + f->error);
+    // Pass 4: hardlinks to files restored above.
     for (const auto& [path, first] : links_) {
       ::unlink(path.c_str());
       if (::link(first.c_str(), path.c_str()) != 0)
@@ -110,17 +149,55 @@ class Restorer {
       else
         ++result_.files;
     }
-    // Pass 4: directory metadata, deepest first.
+    // Pass 5: directory metadata, deepest first.
     for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) apply_metadata(it->first, it->second, result_.warnings, mu_);
   }
 
  private:
-  struct PackCache {
-    const PackInfo* pack = nullptr;
-    Fd fd;
-    std::optional<crypto::Aead> aead;
+  // Per-thread state: scratch for opening blobs, a read buffer, and a few
+  // open files (consecutive blobs of a pack mostly belong to one file).
+  struct Worker {
+    BlobScratch scratch;
     Bytes buf;
+    std::vector<std::pair<std::uint32_t, Fd>> fds;  // most recently used last
+    int fd_for(std::uint32_t file, const fs::path& p) {
+      for (std::size_t i = 0; i < fds.size(); ++i)
+        if (fds[i].first == file) {
+          if (i + 1 != fds.size()) std::rotate(fds.begin() + static_cast<std::ptrdiff_t>(i),
+                                               fds.begin() + static_cast<std::ptrdiff_t>(i) + 1, fds.end());
+          return fds.back().second.get();
+        }
+      Fd fd(::open(p.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC));  // the file create_file made
+      if (!fd) throw_errno("cannot open", p.string());
+      if (fds.size() >= 8) fds.erase(fds.begin());
+      fds.emplace_back(file, std::move(fd));
+      return fds.back().second.get();
+    }
+    void close(std::uint32_t file) {
+      for (auto it = fds.begin(); it != fds.end(); ++it)
+        if (it->first == file) {
+          fds.erase(it);
+          return;
+        }
+    }
   };
+
+  template <typename Fn>
+  void parallel(unsigned nthreads, std::size_t count, Fn&& fn) {
+    std::atomic<std::size_t> next{0};
+    auto loop = [&] {
+      Worker w;
+      for (std::size_t i; (i = next.fetch_add(1)) < count;) {
+        if (stop_requested().load()) break;
+        fn(i, w);
+      }
+    };
+    std::vector<std::thread> threads;
+    const auto n = static_cast<unsigned>(std::min<std::size_t>(nthreads, count));
+    for (unsigned t = 1; t < n; ++t) threads.emplace_back(loop);
+    if (count) loop();
+    for (auto& t : threads) t.join();
+  }
 
   bool included(const std::string& path) const {
     if (opts_.includes.empty()) return true;
@@ -176,7 +253,10 @@ class Restorer {
         }
         hardlinks_.emplace(key, p);
       }
-      files_.push_back({p, n});
+      auto f = std::make_unique<FileTask>();
+      f->path = p;
+      f->node = n;
+      files_.push_back(std::move(f));
       return false;
     }
     ::unlink(p.c_str());
@@ -207,51 +287,179 @@ class Restorer {
     return false;
   }
 
-  void read_blob(PackCache& c, const BlobId& id, Bytes& out) {
-    const PackInfo* pack = nullptr;
-    const BlobEntry* e = repo_.index().find(id, &pack);
-    if (!e) throw Error(Errc::check_failed, "blob not in the index", hex(id), {}, "run 'dlc backup check'");
-    if (c.pack != pack) {
-      const fs::path pp = pack_path(repo_.path(), pack->id);
-      c.fd.reset(::open(pp.c_str(), O_RDONLY | O_CLOEXEC));
-      if (!c.fd) throw_errno("cannot open pack", pp.string(), errno, "run 'dlc backup check'");
-      c.aead.emplace(repo_.pack_aead(pack->key_id, pack->id));
-      c.pack = pack;
+  // Resolves every file's blobs through the index and groups the placements
+  // by pack. A blob the index lacks fails its file (the rest of it is still
+  // written).
+  void plan() {
+    const Index& index = repo_.index();
+    std::vector<Use> uses;
+    for (std::size_t i = 0; i < files_.size(); ++i) {
+      FileTask& f = *files_[i];
+      std::uint64_t off = 0;
+      std::size_t n = 0;
+      for (const json& h : f.node.value("content", json::array())) {
+        const BlobId id = blob_id_from_hex(h.get<std::string>());
+        if (opts_.verify) f.ids.push_back(id);
+        const PackInfo* pack = nullptr;
+        const BlobEntry* e = index.find(id, &pack);
+        if (!e) {
+          fail(f, "blob " + hex(id) + " is not in the index (run 'dlc backup check')");
+        } else {
+          uses.push_back({static_cast<std::uint32_t>(pack - index.packs().data()), e, static_cast<std::uint32_t>(i), off});
+          ++n;
+        }
+        off += e ? e->raw_length : 0;
+      }
+      f.size = off;
+      f.remaining = n;
     }
-    c.buf.resize(e->length);
-    pread_all(c.fd.get(), c.buf.data(), c.buf.size(), e->offset, pack_path(repo_.path(), pack->id));
-    try {
-      out = open_blob(*c.aead, *e, c.buf);
-    } catch (const Error& err) {
-      if (err.code() == Errc::auth)
-        throw Error(Errc::check_failed, "damaged blob", hex(id), "does not authenticate in pack " + hex(pack->id));
-      throw;
+    std::sort(uses.begin(), uses.end(), [](const Use& a, const Use& b) {
+      if (a.pack != b.pack) return a.pack < b.pack;
+      if (a.blob->offset != b.blob->offset) return a.blob->offset < b.blob->offset;
+      return a.file != b.file ? a.file < b.file : a.offset < b.offset;
+    });
+    uses_ = std::move(uses);
+    for (std::size_t k = 0; k < uses_.size();) {
+      std::size_t e = k;
+      while (e < uses_.size() && uses_[e].pack == uses_[k].pack) ++e;
+      jobs_.push_back({k, e});
+      k = e;
     }
   }
 
-  void restore_file(const FileTask& t, PackCache& cache) {
-    const json& n = t.node;
-    const bool sparse = n.value("sparse", false);
+  void fail(FileTask& f, const std::string& why) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!f.failed.exchange(true)) f.error = why;
+  }
+
+  void create_file(std::size_t i) {
+    FileTask& f = *files_[i];
+    // A new file; whatever is in the way (a file, a symlink that must not be
+    // followed, a hardlink that must not be written through) is replaced.
+    // Unlinking only then keeps threads off the directory lock in the usual
+    // case of a fresh target.
+    constexpr int kFlags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    Fd fd(::open(f.path.c_str(), kFlags, 0600));
+    if (!fd && errno == EEXIST) {
+      ::unlink(f.path.c_str());
+      fd.reset(::open(f.path.c_str(), kFlags, 0600));
+    }
+    if (!fd) {
+      fail(f, std::string("cannot create: ") + std::strerror(errno));
+    } else if (::ftruncate(fd.get(), static_cast<off_t>(f.size)) != 0) {  // holes stay where nothing is written
+      fail(f, std::string("cannot set the size: ") + std::strerror(errno));
+    }
+    fd.reset();
+    if (f.remaining.load() == 0) finish_file(f);
+  }
+
+  // The thread that wrote a file's last blob completes it.
+  void finish_file(FileTask& f) {
+    bool verified = true;
+    if (!f.failed.load()) {
+      apply_metadata(f.path, f.node, result_.warnings, mu_);
+      if (opts_.verify) verified = verify_file(f.path, f.ids);
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (f.failed.load()) return;  // reported after the threads end
+    ++result_.files;
+    result_.bytes += f.size;
+    if (opts_.verify && verified) ++result_.verified_files;
+    if (!verified) result_.failed.push_back(f.path.string() + ": restored bytes differ from the snapshot (--verify)");
+  }
+
+  void restore_pack(std::size_t j, Fd fd, Worker& w) {
+    const auto [b, e] = jobs_[j];
+    const PackInfo& pack = repo_.index().packs()[uses_[b].pack];
+    // Every placement of blobs [from, to) fails with this reason.
+    auto fail_uses = [&](std::size_t from, std::size_t to, const std::string& why) {
+      for (std::size_t k = from; k < to; ++k) {
+        FileTask& f = *files_[uses_[k].file];
+        fail(f, why);
+        progress_->add(uses_[k].blob->raw_length);
+        if (f.remaining.fetch_sub(1) == 1) {
+          w.close(uses_[k].file);
+          finish_file(f);
+        }
+      }
+    };
+    const fs::path pp = pack_path(repo_.path(), pack.id);
+    std::optional<crypto::Aead> aead;
+    std::uint64_t size = 0;
     try {
-      ::unlink(t.path.c_str());
-      Fd fd(::open(t.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-      if (!fd) throw_errno("cannot create", t.path.string());
-      std::uint64_t off = 0;
-      Bytes plain;
-      std::vector<BlobId> ids;
-      for (const json& h : n.value("content", json::array())) {
-        const BlobId id = blob_id_from_hex(h.get<std::string>());
-        read_blob(cache, id, plain);
-        // Sparse files: zero 4 KiB blocks (aligned in the file) become holes
-        // again; ftruncate below sets the size.
-        if (!sparse) {
-          write_at(fd.get(), plain.data(), plain.size(), off, t.path);
-        } else {
+      if (!fd) throw_errno("cannot open pack", pp.string(), errno, "run 'dlc backup check'");
+      struct stat st {};
+      if (::fstat(fd.get(), &st) != 0) throw_errno("cannot read pack", pp.string());
+      size = static_cast<std::uint64_t>(st.st_size);
+      aead.emplace(repo_.pack_aead(pack.key_id, pack.id));
+    } catch (const std::exception& ex) {
+      fail_uses(b, e, ex.what());
+      return;
+    }
+    for (std::size_t k = b; k < e;) {
+      // One read: blobs from k on while the gaps are small.
+      const std::uint64_t start = uses_[k].blob->offset;
+      std::uint64_t end = start + uses_[k].blob->length;
+      std::size_t stop = k + 1;
+      for (; stop < e; ++stop) {
+        const BlobEntry* nb = uses_[stop].blob;
+        if (nb->offset > end + kMaxGap || nb->offset + nb->length - start > kMaxRead) break;
+        end = std::max<std::uint64_t>(end, nb->offset + nb->length);
+      }
+      // The index is trusted for where a blob is, not for how much to allocate.
+      if (start > size || end - start > size - start) {
+        // Only the blobs beyond the end fail; retry the others one by one.
+        if (stop - k > 1) {
+          stop = k + 1;
+          end = start + uses_[k].blob->length;
+        }
+        if (start > size || end - start > size - start) {
+          fail_uses(k, stop, "blob " + hex(uses_[k].blob->id) + " lies beyond the end of pack " + hex(pack.id) +
+                                 " (run 'dlc backup check')");
+          k = stop;
+          continue;
+        }
+      }
+      try {
+        if (w.buf.size() < end - start) w.buf.resize(end - start);
+        pread_all(fd.get(), w.buf.data(), end - start, start, pp);
+      } catch (const std::exception& ex) {
+        fail_uses(k, stop, ex.what());
+        k = stop;
+        continue;
+      }
+      while (k < stop) {
+        const BlobEntry* blob = uses_[k].blob;
+        std::size_t same = k + 1;  // placements of this blob
+        while (same < stop && uses_[same].blob == blob) ++same;
+        crypto::ByteView plain;
+        try {
+          plain = open_blob_view(*aead, *blob, {w.buf.data() + (blob->offset - start), blob->length}, w.scratch);
+        } catch (const Error& err) {
+          fail_uses(k, same, err.code() == Errc::auth
+                                 ? "damaged blob " + hex(blob->id) + ": does not authenticate in pack " + hex(pack.id)
+                                 : std::string(err.what()) + " (blob " + hex(blob->id) + ")");
+          k = same;
+          continue;
+        }
+        for (; k < same; ++k) place(uses_[k], plain, w);
+      }
+    }
+  }
+
+  // Writes one blob into one file.
+  void place(const Use& u, crypto::ByteView plain, Worker& w) {
+    FileTask& f = *files_[u.file];
+    if (!f.failed.load()) {
+      try {
+        const int fd = w.fd_for(u.file, f.path);
+        if (f.node.value("sparse", false)) {
+          // Sparse files: zero 4 KiB blocks (aligned in the file) stay holes.
           std::size_t run = 0, run_len = 0;  // pending non-zero run
           for (std::size_t pos = 0; pos < plain.size();) {
-            const std::size_t len = std::min<std::size_t>(4096 - (off + pos) % 4096, plain.size() - pos);
+            const std::size_t len = std::min<std::size_t>(4096 - (u.offset + pos) % 4096, plain.size() - pos);
             if (all_zero(plain.data() + pos, len)) {
-              if (run_len) write_at(fd.get(), plain.data() + run, run_len, off + run, t.path);
+              if (run_len) write_at(fd, plain.data() + run, run_len, u.offset + run, f.path);
               run_len = 0;
             } else {
               if (!run_len) run = pos;
@@ -259,24 +467,18 @@ class Restorer {
             }
             pos += len;
           }
-          if (run_len) write_at(fd.get(), plain.data() + run, run_len, off + run, t.path);
+          if (run_len) write_at(fd, plain.data() + run, run_len, u.offset + run, f.path);
+        } else {
+          write_at(fd, plain.data(), plain.size(), u.offset, f.path);
         }
-        off += plain.size();
-        if (opts_.verify) ids.push_back(id);
+      } catch (const std::exception& ex) {  // not only Error: this runs on a worker thread
+        fail(f, ex.what());
       }
-      if (::ftruncate(fd.get(), static_cast<off_t>(off)) != 0) throw_errno("cannot set size of", t.path.string());
-      fd.reset();
-      apply_metadata(t.path, n, result_.warnings, mu_);
-      bool verified = true;
-      if (opts_.verify) verified = verify_file(t.path, ids);
-      std::lock_guard<std::mutex> lock(mu_);
-      ++result_.files;
-      result_.bytes += off;
-      if (opts_.verify && verified) ++result_.verified_files;
-      if (!verified) result_.failed.push_back(t.path.string() + ": restored bytes differ from the snapshot (--verify)");
-    } catch (const Error& e) {
-      std::lock_guard<std::mutex> lock(mu_);
-      result_.failed.push_back(t.path.string() + ": " + e.what());
+    }
+    progress_->add(plain.size());
+    if (f.remaining.fetch_sub(1) == 1) {
+      w.close(u.file);
+      finish_file(f);
     }
   }
 
@@ -305,8 +507,11 @@ class Restorer {
   const Repository& repo_;
   const RestoreOptions& opts_;
   RestoreResult& result_;
+  ProgressTask* progress_ = nullptr;
   std::mutex mu_;
-  std::vector<FileTask> files_;
+  std::vector<std::unique_ptr<FileTask>> files_;
+  std::vector<Use> uses_;
+  std::vector<std::pair<std::size_t, std::size_t>> jobs_;  // per pack: a range of uses_
   std::vector<std::pair<fs::path, json>> dirs_;
   std::map<std::pair<std::uint64_t, std::uint64_t>, fs::path> hardlinks_;
   std::vector<std::pair<fs::path, fs::path>> links_;

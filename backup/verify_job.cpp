@@ -9,11 +9,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "backup/backup.h"
 #include "backup/checker.h"
+#include "backup/progress.h"
 #include "backup/repository.h"
 #include "backup/tree.h"
 #include "core/audit_log.h"
@@ -39,7 +42,8 @@ std::optional<std::vector<BlobId>> live_ids(const Repository& repo, const Chunke
   return ids;
 }
 
-json compare_against(const Repository& repo, const Snapshot& snap, const fs::path& live_root, bool& ok) {
+json compare_against(const Repository& repo, const Snapshot& snap, const fs::path& live_root, bool& ok,
+                     ProgressSink* sink) {
   json out = {{"snapshot", snap.id}, {"path", live_root.string()}, {"compared", 0},
               {"missing", json::array()}, {"added", json::array()}, {"changed", json::array()},
               {"corrupt", json::array()}};
@@ -59,6 +63,14 @@ json compare_against(const Repository& repo, const Snapshot& snap, const fs::pat
                   "give a directory the snapshot backed up");
   }
   std::uint64_t compared = 0;
+  // Files whose size and mtime match are re-chunked and hashed afterwards, on
+  // all cores (the walk itself is metadata only).
+  struct ToHash {
+    fs::path path;
+    std::vector<BlobId> want;
+    std::uint64_t size = 0;
+  };
+  std::vector<ToHash> to_hash;
   std::function<void(const BlobId&, const fs::path&)> cmp = [&](const BlobId& t, const fs::path& dir) {
     std::set<std::string> names;
     const json doc = repo.read_tree(t);  // named: the loop must not outlive it
@@ -87,15 +99,9 @@ json compare_against(const Repository& repo, const Snapshot& snap, const fs::pat
           out["changed"].push_back(p.string());
           continue;
         }
-        auto ids = live_ids(repo, chunker, p);
-        std::vector<BlobId> want;
-        for (const json& h : n.value("content", json::array())) want.push_back(blob_id_from_hex(h.get<std::string>()));
-        if (!ids || *ids != want) {
-          // Same size and mtime but other bytes: silent corruption of the
-          // source or of the snapshot. Either way the copy cannot be trusted.
-          out["corrupt"].push_back(p.string());
-          ok = false;
-        }
+        ToHash t{p, {}, static_cast<std::uint64_t>(st.st_size)};
+        for (const json& h : n.value("content", json::array())) t.want.push_back(blob_id_from_hex(h.get<std::string>()));
+        to_hash.push_back(std::move(t));
       }
     }
     std::error_code ec;
@@ -103,6 +109,37 @@ json compare_against(const Repository& repo, const Snapshot& snap, const fs::pat
       if (!names.count(e.path().filename().string())) out["added"].push_back(e.path().string());
   };
   cmp(tree, live_root);
+  std::uint64_t bytes = 0;
+  for (const auto& t : to_hash) bytes += t.size;
+  ProgressTask progress(sink, "compare with source", bytes);
+  std::vector<char> corrupt(to_hash.size(), 0);
+  std::atomic<std::size_t> next{0};
+  std::vector<std::thread> threads;
+  const unsigned n = std::max(1u, std::min<unsigned>(repo.threads(), static_cast<unsigned>(to_hash.size())));
+  for (unsigned i = 0; i < n; ++i)
+    threads.emplace_back([&] {
+      for (std::size_t k; (k = next.fetch_add(1)) < to_hash.size();) {
+        if (stop_requested().load()) break;
+        try {  // a worker thread: nothing may escape it
+          auto ids = live_ids(repo, chunker, to_hash[k].path);
+          corrupt[k] = !ids || *ids != to_hash[k].want;
+        } catch (const std::exception&) {
+          corrupt[k] = 1;
+        }
+        progress.add(to_hash[k].size);
+      }
+    });
+  for (auto& t : threads) t.join();
+  if (stop_requested().load())
+    throw Error(Errc::interrupted, "verification interrupted", live_root.string(), {}, "run it again");
+  progress.finish(true);
+  for (std::size_t k = 0; k < to_hash.size(); ++k) {
+    if (!corrupt[k]) continue;
+    // Same size and mtime but other bytes: silent corruption of the source or
+    // of the snapshot. Either way the copy cannot be trusted.
+    out["corrupt"].push_back(to_hash[k].path.string());
+    ok = false;
+  }
   out["compared"] = compared;
   return out;
 }
@@ -174,7 +211,7 @@ VerifyBackupResult run_verify_backup(const VerifyBackupOptions& opts) {
     fs::path live = fs::absolute(*opts.against, ec).lexically_normal();
     std::string s = live.string();
     while (s.size() > 1 && s.back() == '/') s.pop_back();
-    r.against = compare_against(*repo, repo->find_snapshot(opts.snapshot), fs::path(s), r.against_ok);
+    r.against = compare_against(*repo, repo->find_snapshot(opts.snapshot), fs::path(s), r.against_ok, opts.progress);
   }
   json report = {{"format", "dlc-backup-verify-report/1"},
                  {"tool", std::string("dlc ") + DLC_VERSION},

@@ -50,6 +50,7 @@ int cmd_verify_backup(Context& ctx, const std::vector<std::string>& args) {
   if (repo.empty()) throw Error(Errc::usage, "no repository given", {}, {}, "pass --repo DIR or set DLC_REPOSITORY");
   o.repo = repo;
   o.key.prompt = false;  // a scheduled job never waits for a terminal
+  o.progress = &ctx.progress();  // a null sink unless stderr is a terminal
   if (!subset.empty()) {
     std::string t = subset;
     if (t.back() == '%') t.pop_back();
