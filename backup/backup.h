@@ -171,17 +171,47 @@ struct CheckResult {
 CheckResult run_check(const CheckOptions& opts);
 nlohmann::json to_json(const CheckResult& r);
 
+// How much unused data prune may leave in partly used packs instead of
+// repacking them (restic's --max-unused): a percentage of the packed data left
+// after pruning, a number of bytes, or no limit (then only packs no snapshot
+// uses are deleted). The default, 0 bytes, repacks every partly used pack, so
+// that nothing of a forgotten snapshot stays in the repository.
+struct UnusedLimit {
+  enum class Kind { bytes, percent, unlimited };
+  Kind kind = Kind::bytes;
+  std::uint64_t bytes = 0;
+  double percent = 0;  // 0 <= percent < 100
+};
+// "0", "500K", "200M", "1.5G", "2T" (binary units; a bare number is bytes),
+// "5%", "unlimited". Throws Errc::usage naming the accepted forms.
+UnusedLimit parse_unused_limit(const std::string& text);
+// The unused bytes the limit allows next to `used` bytes of used data.
+std::uint64_t unused_allowed(const UnusedLimit& limit, std::uint64_t used);
+// Prune's choice among partly used packs (sealed bytes of their used and
+// unused blobs): the positions of those to repack, the largest unused share
+// first, until the unused bytes left are within unused_allowed(limit,
+// total_used). total_used counts every pack that stays.
+struct PackUsage {
+  std::uint64_t used_bytes = 0, unused_bytes = 0;
+};
+std::vector<std::size_t> packs_to_repack(const std::vector<PackUsage>& partly_used, std::uint64_t total_used,
+                                         const UnusedLimit& limit);
+
 struct ForgetOptions : RepoOptions {
   unsigned keep_last = 0, keep_hourly = 0, keep_daily = 0, keep_weekly = 0, keep_monthly = 0,
            keep_yearly = 0;
   std::vector<std::string> snapshots;  // explicit ids to forget (instead of a policy)
   bool dry_run = false;
   bool prune = false;
+  UnusedLimit max_unused;  // for --prune
 };
 struct PruneResult {
   std::uint64_t packs_deleted = 0, packs_repacked = 0, packs_written = 0, orphans_deleted = 0;
   std::uint64_t tmp_deleted = 0, blobs_removed = 0, bytes_freed = 0;
   std::uint64_t index_files_replaced = 0;
+  // After pruning: the sealed bytes of used blobs, and the unused blobs (and
+  // their sealed bytes) left in partly used packs that --max-unused let stay.
+  std::uint64_t used_bytes = 0, packs_partly_used_kept = 0, blobs_unused_kept = 0, unused_bytes_kept = 0;
   bool dry_run = false;
 };
 struct ForgetResult {
@@ -192,6 +222,7 @@ ForgetResult run_forget(const ForgetOptions& opts);
 
 struct PruneOptions : RepoOptions {
   bool dry_run = false;
+  UnusedLimit max_unused;
 };
 PruneResult run_prune(const PruneOptions& opts);
 

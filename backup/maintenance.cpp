@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <ctime>
 #include <fstream>
 #include <map>
@@ -58,7 +60,7 @@ void remove_file(const fs::path& p) {
   if (::unlink(p.c_str()) != 0 && errno != ENOENT) throw_errno("cannot delete", p.string());
 }
 
-PruneResult prune_on(Repository& repo, bool dry_run) {
+PruneResult prune_on(Repository& repo, bool dry_run, const UnusedLimit& max_unused) {
   PruneResult r;
   r.dry_run = dry_run;
   repo.load_index();
@@ -68,14 +70,29 @@ PruneResult prune_on(Repository& repo, bool dry_run) {
   std::uint64_t temp_files = 0;
   auto disk = packs_on_disk(repo.path(), &temp_files);
 
+  // Packs whose blobs are all used stay; packs with none are deleted; partly
+  // used packs are repacked, most unused first, until what unused data is
+  // left is within max_unused.
+  struct Partly {
+    std::size_t pack;
+    std::uint64_t live_blobs, used_bytes, unused_bytes;
+  };
   std::vector<PackInfo> keep;
   std::vector<std::size_t> repack, drop;
+  std::vector<Partly> partly;
   for (std::size_t i = 0; i < index.packs().size(); ++i) {
     const PackInfo& p = index.packs()[i];
     if (!disk.count(hex(p.id))) continue;  // missing: nothing to keep or delete (check reports it)
-    std::size_t live = 0;
-    for (std::uint32_t j = 0; j < p.blobs.size(); ++j)
-      if (used.count(p.blobs[j].id) && index.is_primary(static_cast<std::uint32_t>(i), j)) ++live;
+    std::uint64_t live = 0, used_bytes = 0, unused_bytes = 0;
+    for (std::uint32_t j = 0; j < p.blobs.size(); ++j) {
+      if (used.count(p.blobs[j].id) && index.is_primary(static_cast<std::uint32_t>(i), j)) {
+        ++live;
+        used_bytes += p.blobs[j].length;
+      } else {
+        unused_bytes += p.blobs[j].length;
+      }
+    }
+    r.used_bytes += used_bytes;
     if (live == p.blobs.size()) {
       keep.push_back(p);
     } else if (live == 0) {
@@ -83,8 +100,24 @@ PruneResult prune_on(Repository& repo, bool dry_run) {
       r.blobs_removed += p.blobs.size();
       r.bytes_freed += p.size;
     } else {
-      repack.push_back(i);
-      r.blobs_removed += p.blobs.size() - live;
+      partly.push_back({i, live, used_bytes, unused_bytes});
+    }
+  }
+  std::vector<PackUsage> usage;
+  for (const auto& c : partly) usage.push_back({c.used_bytes, c.unused_bytes});
+  std::vector<char> chosen(partly.size(), 0);
+  for (std::size_t k : packs_to_repack(usage, r.used_bytes, max_unused)) chosen[k] = 1;
+  for (std::size_t k = 0; k < partly.size(); ++k) {
+    const Partly& c = partly[k];
+    const PackInfo& p = index.packs()[c.pack];
+    if (chosen[k]) {
+      repack.push_back(c.pack);
+      r.blobs_removed += p.blobs.size() - c.live_blobs;
+    } else {
+      keep.push_back(p);
+      ++r.packs_partly_used_kept;
+      r.blobs_unused_kept += p.blobs.size() - c.live_blobs;
+      r.unused_bytes_kept += c.unused_bytes;
     }
   }
   std::set<std::string> indexed;
@@ -156,9 +189,82 @@ std::string bucket(std::int64_t ns, const char* fmt) {
 
 }  // namespace
 
+UnusedLimit parse_unused_limit(const std::string& text) {
+  auto bad = [&] {
+    return Error(Errc::usage, "not a limit of unused data", text, {},
+                 "give a percentage (5%), a size (0, 500K, 200M, 1.5G, 2T) or 'unlimited'");
+  };
+  UnusedLimit l;
+  if (text == "unlimited") {
+    l.kind = UnusedLimit::Kind::unlimited;
+    return l;
+  }
+  if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0]))) throw bad();
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    throw bad();
+  }
+  const std::string unit = text.substr(used);
+  if (!std::isfinite(v) || v < 0) throw bad();
+  if (unit == "%") {
+    if (v >= 100) throw Error(Errc::usage, "the unused share must be below 100%", text, {}, "or give 'unlimited'");
+    l.kind = UnusedLimit::Kind::percent;
+    l.percent = v;
+    return l;
+  }
+  static const std::pair<const char*, int> units[] = {{"", 0}, {"B", 0}, {"K", 10}, {"k", 10}, {"M", 20}, {"m", 20},
+                                                       {"G", 30}, {"g", 30}, {"T", 40}, {"t", 40}};
+  for (const auto& [name, shift] : units) {
+    if (unit != name) continue;
+    const double bytes = v * static_cast<double>(std::uint64_t{1} << shift);
+    if (bytes >= 1.8e19) throw bad();
+    l.bytes = static_cast<std::uint64_t>(bytes);
+    return l;
+  }
+  throw bad();
+}
+
+std::uint64_t unused_allowed(const UnusedLimit& l, std::uint64_t used) {
+  switch (l.kind) {
+    case UnusedLimit::Kind::unlimited:
+      return ~std::uint64_t{0};
+    case UnusedLimit::Kind::percent:  // unused <= p % of used + unused
+      return static_cast<std::uint64_t>(static_cast<long double>(used) * l.percent / (100.0L - l.percent));
+    case UnusedLimit::Kind::bytes:
+      break;
+  }
+  return l.bytes;
+}
+
+std::vector<std::size_t> packs_to_repack(const std::vector<PackUsage>& partly, std::uint64_t total_used,
+                                         const UnusedLimit& limit) {
+  std::vector<std::size_t> order(partly.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
+    const PackUsage &a = partly[x], &b = partly[y];
+    // a's unused share > b's, without division: a.unused * b.total > b.unused * a.total
+    const unsigned __int128 l = static_cast<unsigned __int128>(a.unused_bytes) * (b.used_bytes + b.unused_bytes);
+    const unsigned __int128 r = static_cast<unsigned __int128>(b.unused_bytes) * (a.used_bytes + a.unused_bytes);
+    return l != r ? l > r : a.unused_bytes > b.unused_bytes;
+  });
+  std::uint64_t unused_left = 0;
+  for (const auto& p : partly) unused_left += p.unused_bytes;
+  const std::uint64_t allowed = unused_allowed(limit, total_used);
+  std::vector<std::size_t> out;
+  for (std::size_t i : order) {
+    if (unused_left <= allowed) break;
+    out.push_back(i);
+    unused_left -= partly[i].unused_bytes;
+  }
+  return out;
+}
+
 PruneResult run_prune(const PruneOptions& opts) {
   auto repo = Repository::open(opts, LockMode::exclusive);
-  return prune_on(*repo, opts.dry_run);
+  return prune_on(*repo, opts.dry_run, opts.max_unused);
 }
 
 ForgetResult run_forget(const ForgetOptions& opts) {
@@ -204,7 +310,7 @@ ForgetResult run_forget(const ForgetOptions& opts) {
   if (!opts.dry_run) {
     for (const auto& id : r.removed) remove_file(repo->path() / "snapshots" / id);
     fsync_dir(repo->path() / "snapshots");
-    if (opts.prune) r.prune = prune_on(*repo, false);
+    if (opts.prune) r.prune = prune_on(*repo, false, opts.max_unused);
   } else if (opts.prune) {
     r.prune = PruneResult{};
     r.prune->dry_run = true;

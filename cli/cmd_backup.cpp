@@ -382,19 +382,31 @@ void print_prune(Context& ctx, const bk::PruneResult& p) {
           std::to_string(p.packs_repacked) + " into " + std::to_string(p.packs_written) + ", removed " +
           std::to_string(p.orphans_deleted) + " orphan packs and " + std::to_string(p.tmp_deleted) +
           " temp files; " + human_bytes(p.bytes_freed) + " freed");
+  if (p.packs_partly_used_kept)
+    ctx.say(std::string(p.dry_run ? "would leave " : "left ") + human_bytes(p.unused_bytes_kept) + " unused in " +
+            std::to_string(p.packs_partly_used_kept) + " partly used packs (--max-unused; " +
+            human_bytes(p.used_bytes) + " used)");
 }
 
 json prune_json(const bk::PruneResult& p) {
   return {{"packs_deleted", p.packs_deleted}, {"packs_repacked", p.packs_repacked}, {"packs_written", p.packs_written},
           {"orphans_deleted", p.orphans_deleted}, {"tmp_deleted", p.tmp_deleted}, {"blobs_removed", p.blobs_removed},
-          {"bytes_freed", p.bytes_freed}, {"index_files_replaced", p.index_files_replaced}, {"dry_run", p.dry_run}};
+          {"bytes_freed", p.bytes_freed}, {"index_files_replaced", p.index_files_replaced}, {"used_bytes", p.used_bytes},
+          {"packs_partly_used_kept", p.packs_partly_used_kept}, {"blobs_unused_kept", p.blobs_unused_kept},
+          {"unused_bytes_kept", p.unused_bytes_kept}, {"dry_run", p.dry_run}};
 }
+
+const char* kMaxUnusedHelp =
+    "unused data to tolerate in partly used packs instead of repacking them: a share of the packed data "
+    "(5%), a size (200M, 1G) or 'unlimited' (only packs nobody uses are deleted); default 0: every "
+    "partly used pack is repacked, so nothing of a forgotten snapshot stays";
 
 int do_forget(Context& ctx, const std::vector<std::string>& args) {
   RepoArgs a;
   bk::ForgetOptions o;
+  std::string max_unused;
   ParseSpec spec;
-  spec.usage = "dlc backup forget --repo DIR [--keep-last N] [--keep-daily N] ... [--prune] [SNAPSHOT...]";
+  spec.usage = "dlc backup forget --repo DIR [--keep-last N] [--keep-daily N] ... [--prune [--max-unused LIMIT]] [SNAPSHOT...]";
   spec.about =
       "Removes snapshots: the ones named, or those no --keep-* rule keeps (per host and path set). "
       "--prune then removes the data only they used.";
@@ -407,11 +419,13 @@ int do_forget(Context& ctx, const std::vector<std::string>& args) {
       "keep-yearly", po::value<unsigned>(&o.keep_yearly), "keep the latest of each of the N last years")(
       "dry-run,n", po::bool_switch(&o.dry_run), "only show what would be removed")(
       "prune", po::bool_switch(&o.prune), "prune afterwards")(
+      "max-unused", po::value<std::string>(&max_unused)->value_name("LIMIT"), kMaxUnusedHelp)(
       "snapshot", po::value<std::vector<std::string>>(&o.snapshots), "snapshots to forget");
   spec.positional.add("snapshot", -1);
   po::variables_map vm;
   if (!parse(ctx, "forget", spec, args, vm)) return 0;
   fill(o, a, ctx);
+  if (!max_unused.empty()) o.max_unused = bk::parse_unused_limit(max_unused);
   bk::ForgetResult r = audited(ctx, "backup forget", repo_target(o), [&] { return bk::run_forget(o); });
   json details = {{"removed", r.removed}, {"kept", r.kept.size()}, {"dry_run", o.dry_run}};
   if (r.prune) details["prune"] = prune_json(*r.prune);
@@ -431,17 +445,20 @@ int do_forget(Context& ctx, const std::vector<std::string>& args) {
 int do_prune(Context& ctx, const std::vector<std::string>& args) {
   RepoArgs a;
   bk::PruneOptions o;
+  std::string max_unused;
   ParseSpec spec;
-  spec.usage = "dlc backup prune --repo DIR [--dry-run]";
+  spec.usage = "dlc backup prune --repo DIR [--max-unused LIMIT] [--dry-run]";
   spec.about =
       "Removes data no snapshot uses: unused packs, the unused part of partly used packs (repacked), "
       "orphan packs and temp files left by interrupted backups. Takes the exclusive lock: it waits "
       "(--lock-wait) or refuses while a backup, restore or check runs.";
   add_repo_options(spec, a);
-  spec.options.add_options()("dry-run,n", po::bool_switch(&o.dry_run), "only show what would be removed");
+  spec.options.add_options()("dry-run,n", po::bool_switch(&o.dry_run), "only show what would be removed")(
+      "max-unused", po::value<std::string>(&max_unused)->value_name("LIMIT"), kMaxUnusedHelp);
   po::variables_map vm;
   if (!parse(ctx, "prune", spec, args, vm)) return 0;
   fill(o, a, ctx);
+  if (!max_unused.empty()) o.max_unused = bk::parse_unused_limit(max_unused);
   bk::PruneResult r = audited(ctx, "backup prune", repo_target(o), [&] { return bk::run_prune(o); });
   if (!o.dry_run) record(ctx, "backup prune", repo_target(o), prune_json(r));
   if (ctx.json())

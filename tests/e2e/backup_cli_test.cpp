@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 
 #include "support/test_support.h"
@@ -221,6 +222,44 @@ TEST_F(BackupCli, ForgetPruneStatsAndLocations) {
   cfg.replace(cfg.find("cn-east-2"), 9, "us-west-1");
   write_file(fs::path(repo_) / "config", cfg);
   EXPECT_EQ(dlc({"backup", "stats", "--repo", repo_}).exit_code, 5);
+}
+
+TEST_F(BackupCli, PruneMaxUnusedToleratesUnusedDataInPartlyUsedPacks) {
+  init();
+  std::mt19937_64 rng(7);
+  std::string big(4 << 20, '\0');
+  for (auto& c : big) c = static_cast<char>(rng());
+  write_file(src_ / "big.bin", big);
+  ASSERT_EQ(dlc({"backup", "backup", "--repo", repo_, src_.string(), "--threads", "1"}).exit_code, 0);
+  for (std::size_t i = 1 << 20; i < (2u << 20); ++i) big[i] = static_cast<char>(rng());  // a new middle MiB
+  write_file(src_ / "big.bin", big);
+  ASSERT_EQ(dlc({"backup", "backup", "--repo", repo_, src_.string(), "--threads", "1"}).exit_code, 0);
+
+  RunResult bad = dlc({"backup", "prune", "--repo", repo_, "--max-unused", "lots"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("unlimited"), std::string::npos) << bad.err;  // says what is accepted
+
+  // Unlimited: the old middle stays in its (partly used) pack; nothing is repacked.
+  RunResult f = dlc({"--json", "backup", "forget", "--repo", repo_, "--keep-last", "1", "--prune", "--max-unused",
+                     "unlimited"});
+  ASSERT_EQ(f.exit_code, 0) << f.err;
+  const json fp = json::parse(f.out)["prune"];
+  EXPECT_EQ(fp["packs_repacked"], 0);
+  EXPECT_GE(fp["packs_partly_used_kept"].get<int>(), 1) << fp.dump();
+  EXPECT_GE(fp["unused_bytes_kept"].get<long>(), 1 << 20) << fp.dump();
+  // 0 repacks exactly those packs, then nothing unused is left.
+  RunResult dry = dlc({"--json", "backup", "prune", "--repo", repo_, "--max-unused", "0", "--dry-run"});
+  ASSERT_EQ(dry.exit_code, 0) << dry.err;
+  EXPECT_EQ(json::parse(dry.out)["packs_repacked"], fp["packs_partly_used_kept"]);
+  RunResult p = dlc({"--json", "backup", "prune", "--repo", repo_, "--max-unused", "0"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_EQ(json::parse(p.out)["packs_partly_used_kept"], 0);
+  EXPECT_EQ(json::parse(dlc({"--json", "backup", "prune", "--repo", repo_, "--dry-run"}).out)["packs_repacked"], 0);
+  RunResult c = dlc({"backup", "check", "--repo", repo_, "--read-data"});
+  EXPECT_EQ(c.exit_code, 0) << c.out << c.err;
+  const fs::path out = dir_ / "out";
+  ASSERT_EQ(dlc({"backup", "restore", "--repo", repo_, "--target", out.string()}).exit_code, 0);
+  EXPECT_EQ(read_file(out / src_.relative_path() / "big.bin"), big);
 }
 
 }  // namespace
