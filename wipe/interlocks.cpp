@@ -115,9 +115,16 @@ void collect_chains(const SysPaths& p, const std::string& name, const std::strin
   for (const auto& h : holders) {
     std::string label = h;
     auto dmname = util::read_text(class_dir(p, h) / "dm" / "name");
-    if (dmname && !dmname->empty()) label += " (dm " + *dmname + ")";
-    else if (h.rfind("md", 0) == 0) label += " (md RAID)";
-    else if (h.rfind("bcache", 0) == 0) label += " (bcache)";
+    if (dmname && !dmname->empty()) {
+      label += " (dm " + *dmname + ")";
+    } else if (h.rfind("md", 0) == 0) {
+      // md's sysfs names the personality: "md0 (md raid1)"; an array being
+      // assembled has no level yet.
+      auto level = util::read_text(class_dir(p, h) / "md" / "level");
+      label += " (md " + (level && !level->empty() ? *level : std::string("array")) + ")";
+    } else if (h.rfind("bcache", 0) == 0) {
+      label += " (bcache)";
+    }
     collect_chains(p, h, prefix + " <- " + label, out, depth + 1);
   }
 }

@@ -4,7 +4,11 @@
 // namespaces: native multipath); tests/nvme/guest_init.sh runs the scenario
 // and prints machine-readable records on the serial console, parsed here:
 // identify and sysfs mapping (also multipath and the controller node), the
-// interlocks (a mounted partition refuses the namespace), Sanitize refused
+// interlocks (a mounted partition refuses the namespace; real holders — a
+// dm-linear target made with dmsetup and an md raid1 made through md's sysfs —
+// refuse the namespaces and the controller node, --force included, with the
+// data byte-for-byte unchanged, and the wipes proceed once they are removed),
+// Sanitize refused
 // (QEMU: SANICAP = 0, Invalid Opcode), an overwrite verified through io_uring
 // (Clear), --method auto choosing Format NVM SES=1 (Purge) ending in a
 // verified, signed certificate that also verifies on the host, per-namespace
@@ -178,6 +182,79 @@ TEST(NvmeQemu, WipeOnEmulatedNvmeDrives) {
       EXPECT_TRUE(contains(step(s).err, "is mounted: /dev/nvme0n1p1 on /mnt")) << step(s).err;
     }
     EXPECT_EQ(check("precious_after_refusal"), "tenant file");
+  }
+  {
+    // Holders on a real kernel: dm-0 (dm-linear "dlc-holder") over nvme0n1.
+    // Every attempt, --force included, is refused by the holders interlock
+    // (named as such: dm also claims the namespace exclusively, so the message
+    // tells the two interlocks apart) and the namespace is unchanged.
+    SCOPED_TRACE("holders: device-mapper");
+    EXPECT_EQ(check("holder_modules"), "dm_mod md_mod raid1");
+    EXPECT_EQ(check("dmsetup"), "present");
+    EXPECT_TRUE(contains(check("dm_create"), "rc=0 table=0 131072 linear ")) << check("dm_create");
+    EXPECT_EQ(check("holders_dm"), "dm-0");  // /sys/block/nvme0n1/holders
+    EXPECT_EQ(check("dm_slaves"), "nvme0n1 name=dlc-holder");
+    const std::string chain = "/dev/nvme0n1 has holders: nvme0n1 <- dm-0 (dm dlc-holder)";
+    const Step& plan = step("holder_dm_plan");
+    EXPECT_EQ(plan.rc, 3) << plan.out << plan.err;
+    json t = plan.doc()["targets"][0];
+    EXPECT_EQ(t["outcome"], "refused");
+    EXPECT_TRUE(contains(t.value("error", ""), chain)) << t.dump(2);
+    for (const char* s : {"holder_dm", "holder_dm_zero"}) {
+      EXPECT_EQ(step(s).rc, 3) << s << ": " << step(s).out << step(s).err;
+      EXPECT_TRUE(contains(step(s).err, "refusing to wipe: nothing was written")) << step(s).err;
+      EXPECT_TRUE(contains(step(s).err, chain)) << step(s).err;
+      EXPECT_TRUE(contains(step(s).err, "dmsetup remove")) << step(s).err;
+    }
+    EXPECT_TRUE(
+        contains(step("holder_dm_zero").err, "--force overrides only an unfinished journal"));
+    EXPECT_EQ(check("marker_after_holder_dm"), "present");
+    EXPECT_EQ(check("digest_before_holder_dm").size(), 32u) << check("digest_before_holder_dm");
+    EXPECT_EQ(check("digest_after_holder_dm"), check("digest_before_holder_dm"));
+    EXPECT_EQ(check("dm_remove"), "rc=0 holders=");
+    // Removed again, the overwrite that follows proceeds (asserted in full below).
+    EXPECT_EQ(step("overwrite").rc, 0) << step("overwrite").err;
+  }
+  {
+    // md0: a raid1 of nvme1n1 + nvme1n2 (no superblock, no resync). Each
+    // namespace is refused, and so is the controller node /dev/nvme1 whose
+    // Format would erase both; both namespaces are unchanged.
+    SCOPED_TRACE("holders: md raid1 over both namespaces, and the controller node");
+    const std::string md = check("md_create");
+    EXPECT_TRUE(contains(md, "rc=0 level=raid1 ")) << md;
+    EXPECT_TRUE(contains(md, "degraded=0")) << md;
+    EXPECT_EQ(check("holders_md"), "md0 md0");
+    EXPECT_EQ(check("md_slaves"), "nvme1n1 nvme1n2");
+    const std::string chain1 = "/dev/nvme1n1 has holders: nvme1n1 <- md0 (md raid1)";
+    const std::string chain2 = "/dev/nvme1n2 has holders: nvme1n2 <- md0 (md raid1)";
+    EXPECT_EQ(step("holder_md").rc, 3) << step("holder_md").out << step("holder_md").err;
+    EXPECT_TRUE(contains(step("holder_md").err, chain1)) << step("holder_md").err;
+    EXPECT_TRUE(contains(step("holder_md").err, "mdadm --stop")) << step("holder_md").err;
+    const Step& f = step("holder_md_force");
+    EXPECT_EQ(f.rc, 3) << f.out << f.err;
+    EXPECT_TRUE(contains(f.err, chain2)) << f.err;
+    EXPECT_TRUE(contains(f.err, "--force overrides only an unfinished journal")) << f.err;
+    const Step& plan = step("holder_md_ctrl_plan");
+    EXPECT_EQ(plan.rc, 3) << plan.out << plan.err;
+    json t = plan.doc()["targets"][0];
+    EXPECT_EQ(t["outcome"], "refused");
+    EXPECT_EQ(t["identity"]["nvme"]["topology"]["controller_target"], true);
+    for (const auto& c : {"namespace 1 (/dev/nvme1n1) is erased too, but " + chain1,
+                          "namespace 2 (/dev/nvme1n2) is erased too, but " + chain2})
+      EXPECT_TRUE(contains(t.value("error", ""), c)) << t.dump(2);
+    const Step& c = step("holder_md_ctrl");
+    EXPECT_EQ(c.rc, 3) << c.out << c.err;
+    EXPECT_TRUE(contains(c.err, "namespace 1 (/dev/nvme1n1) is erased too, but " + chain1))
+        << c.err;
+    EXPECT_TRUE(contains(c.err, "namespace 2 (/dev/nvme1n2) is erased too, but " + chain2))
+        << c.err;
+    EXPECT_EQ(check("markers_after_holder_md"), "present present");
+    EXPECT_EQ(check("digest_before_holder_md").size(), 65u) << check("digest_before_holder_md");
+    EXPECT_EQ(check("digest_after_holder_md"), check("digest_before_holder_md"));
+    EXPECT_EQ(check("md_stop"), "rc=0 holders=");
+    // Stopped again, the namespace and the controller formats proceed.
+    EXPECT_EQ(step("format_ns1").rc, 0) << step("format_ns1").err;
+    EXPECT_EQ(step("format_ctrl").rc, 0) << step("format_ctrl").err;
   }
   {
     SCOPED_TRACE("sanitize refused: QEMU has none");

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Boots Debian 12's cloud kernel in QEMU (TCG works without KVM) with emulated
 # NVMe drives and an initramfs holding busybox-static, the freshly built dlc
-# binary with its libraries, and tests/nvme/guest_init.sh as /init; the guest
-# runs the scenario and powers off. Used by tests/e2e/nvme_qemu_test.cpp.
+# binary with its libraries, the kernel's dm-mod/md-mod/raid1 modules and the
+# host's dmsetup (the guest stacks real holders on the namespaces), and
+# tests/nvme/guest_init.sh as /init; the guest runs the scenario and powers
+# off. Used by tests/e2e/nvme_qemu_test.cpp.
 #
 #   qemu_harness.sh DLC_BINARY WORK_DIR
 #
@@ -49,6 +51,15 @@ if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then
   apt-get update >/dev/null 2>&1 || true
   pkg=$(resolve || true)
 fi
+# The holders scenario needs device-mapper and md (raid1); Debian's cloud
+# kernel builds them as modules, none of which has further dependencies.
+holder_mods="dm-mod md-mod raid1"
+holder_modules_from() {  # holder_modules_from UNPACKED_DEB_ROOT
+  mkdir -p "$kdir/modules/holders"
+  for m in $holder_mods; do
+    find "$1/lib/modules" -path '*drivers/md/*' -name "$m.ko*" -exec cp {} "$kdir/modules/holders/" \; || true
+  done
+}
 kdir=""
 if [ -n "$pkg" ]; then
   kdir=$cache/kernel/$pkg
@@ -64,6 +75,7 @@ if [ -n "$pkg" ]; then
       find "$tmp/x/lib/modules" \( -name 'nvme-core.ko*' -o -name 'nvme.ko*' \) -path '*drivers/nvme/host*' \
         -exec cp {} "$kdir/modules/" \; || true
       cp "$tmp"/x/lib/modules/*/modules.builtin "$kdir/modules.builtin" 2>/dev/null || true
+      holder_modules_from "$tmp/x"
       mv "$tmp"/*.deb "$kdir/" 2>/dev/null || true
     fi
     rm -rf "$tmp"
@@ -77,17 +89,33 @@ if [ -z "$kdir" ] || [ ! -s "$kdir/vmlinuz" ]; then
     skip "cannot fetch the Debian cloud kernel (apt-get download ${pkg:-linux-image-cloud-amd64} failed; no network or apt sources?)"
 fi
 say "kernel $(basename "$kdir")"
+# A kernel cached before the holders scenario existed: take its modules from the kept .deb once.
+if [ ! -d "$kdir/modules/holders" ] && deb=$(ls "$kdir"/*.deb 2>/dev/null | head -n 1) && [ -n "$deb" ]; then
+  tmp=$(mktemp -d "$cache/kernel/mods.XXXXXX")
+  dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" --wildcards '*/kernel/drivers/md/*' 2>/dev/null || true
+  holder_modules_from "$tmp"
+  rm -rf "$tmp"
+fi
 
 # ---- Initramfs: busybox, dlc and its libraries, /init ------------------------------
 root=$work/initramfs
 rm -rf "$root"
 mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,mnt,etc,lib/modules}
 cp "$busybox" "$root/bin/busybox"
+with_libs() {  # with_libs BINARY: copy the libraries ldd lists into the initramfs
+  ldd "$1" | awk '/=> \// { print $3 } /^\t\/lib/ { print $1 }' | while read -r lib; do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+}
 cp "$dlc" "$root/bin/dlc"
-ldd "$dlc" | awk '/=> \// { print $3 } /^\t\/lib/ { print $1 }' | while read -r lib; do
-  mkdir -p "$root$(dirname "$lib")"
-  cp -L "$lib" "$root$lib"
-done
+with_libs "$dlc"
+# dmsetup (Debian package dmsetup) builds the device-mapper holder; without it
+# the guest reports dmsetup=absent and the test fails saying so.
+if dmsetup=$(command -v dmsetup); then
+  cp "$dmsetup" "$root/sbin/dmsetup"
+  with_libs "$dmsetup"
+fi
 # ld.so is found at its absolute path; /lib64 may be a symlink on the host.
 mkdir -p "$root/lib64"
 [ -e "$root/lib64/ld-linux-x86-64.so.2" ] || cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"
@@ -107,6 +135,20 @@ if ! grep -q 'drivers/nvme/host/nvme.ko' "$kdir/modules.builtin" 2>/dev/null; th
   mv "$root/lib/modules/nvme-core.ko" "$root/lib/modules/0-nvme-core.ko" 2>/dev/null || true
   mv "$root/lib/modules/nvme.ko" "$root/lib/modules/1-nvme.ko" 2>/dev/null || true
 fi
+# dm-mod, md-mod, raid1 (unless built in), decompressed, loaded by the holders
+# scenario in the order listed in /lib/modules/holders/order.
+mkdir -p "$root/lib/modules/holders"
+for m in $holder_mods; do
+  if grep -q "drivers/md/$m.ko" "$kdir/modules.builtin" 2>/dev/null; then continue; fi
+  src=$(ls "$kdir/modules/holders/$m.ko"* 2>/dev/null | head -n 1 || true)
+  [ -n "$src" ] || continue
+  case "$src" in
+    *.xz) xz -dc "$src" >"$root/lib/modules/holders/$m.ko" ;;
+    *.zst) zstd -qdc "$src" >"$root/lib/modules/holders/$m.ko" ;;
+    *) cp "$src" "$root/lib/modules/holders/$m.ko" ;;
+  esac
+  echo "$m" >>"$root/lib/modules/holders/order"
+done
 cp "$here/guest_init.sh" "$root/init"
 chmod 0755 "$root/init" "$root/bin/busybox" "$root/bin/dlc"
 (cd "$root" && find . | cpio -o -H newc --quiet) >"$work/initrd.cpio"

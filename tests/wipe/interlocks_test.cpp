@@ -1,7 +1,8 @@
 // Interlocks: against a fake sysfs/procfs tree for the stacks this machine
 // cannot build (dm, md, btrfs members, root on dm), against the real system
 // for the running root filesystem (read-only: nothing is opened for writing),
-// and against real loop devices the test creates.
+// and against real loop devices the test creates. Real dm and md holders on a
+// real kernel are in the QEMU guest (tests/e2e/nvme_qemu_test.cpp).
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -85,6 +86,21 @@ TEST(Interlocks, HoldersOfAPartitionRefuseTheWholeDiskNamingTheChain) {
   auto r = check_interlocks(f.id("sdx"), f.paths);
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(mentions(r, "sdx1 <- dm-0 (dm vg0-data)"));
+}
+
+TEST(Interlocks, AnMdHolderIsNamedWithItsLevel) {
+  // As the real kernel shows it (tests/nvme/guest_init.sh builds one): the
+  // member's holders/ lists md0, and md0/md/level names the personality.
+  FakeSys f;
+  put(f.paths.sys / "class/block/sdy/holders/md0/.keep", "");
+  put(f.paths.sys / "class/block/md0/md/level", "raid1");
+  auto r = check_interlocks(f.id("sdy"), f.paths);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(mentions(r, "has holders: sdy <- md0 (md raid1)"));
+  // An array still being assembled has no level yet.
+  put(f.paths.sys / "class/block/sdx/holders/md1/.keep", "");
+  fs::create_directories(f.paths.sys / "class/block/md1/md");
+  EXPECT_TRUE(mentions(check_interlocks(f.id("sdx"), f.paths), "sdx <- md1 (md array)"));
 }
 
 TEST(Interlocks, AMountedPartitionRefusesTheDisk) {
