@@ -98,6 +98,8 @@ for tool, step, run, secs, kb in rows:
 tools = list(dict.fromkeys(r[0] for r in rows))
 med = lambda tool, step: statistics.median(t[(tool, step)]) if t.get((tool, step)) else float("nan")
 steps = [("init+backup1", None), ("backup2", "backup2"), ("restore", "restore"), ("check", "check")]
+def peak(tool):
+    return max(max(rss[(tool, s)]) for s in ("init", "backup1", "backup2", "restore", "check") if rss.get((tool, s)))
 def secs(tool, step):
     return med(tool, "init") + med(tool, "backup1") if step == "init+backup1" else med(tool, step)
 print("\nmedian wall seconds (MB/s of the %.0f MB dataset)" % (data_bytes / 1e6))
@@ -106,8 +108,7 @@ for tool in tools:
     line = "%-10s" % tool
     for s, _ in steps:
         x = secs(tool, s); line += "%12.2f (%5.0f)" % (x, data_bytes / 1e6 / x)
-    peak = max(max(rss[(tool, s)]) for s in ("init", "backup1", "backup2", "restore", "check") if rss.get((tool, s)))
-    line += "%14.1f%14.1f" % (med(tool, "size") / 1e6, peak / 1024)
+    line += "%14.1f%14.1f" % (med(tool, "size") / 1e6, peak(tool) / 1024)
     print(line)
 for peer in ("restic", "borg"):
     if peer not in tools: continue
@@ -115,5 +116,6 @@ for peer in ("restic", "borg"):
         print("\nthroughput %s vs %s (peer seconds / dlc seconds; >= 2 is the target vs restic):" % (mine, peer))
         print("  " + "  ".join("%s %.2fx" % (s, secs(peer, s) / secs(mine, s)) for s, _ in steps)
               + "  | backup1 alone %.2fx" % (med(peer, "backup1") / med(mine, "backup1"))
-              + "  | repo size %.3f of %s" % (med(mine, "size") / med(peer, "size"), peer))
+              + "  | repo size %.3f of %s" % (med(mine, "size") / med(peer, "size"), peer)
+              + "  | peak RSS %.2f of %s" % (peak(mine) / peak(peer), peer))
 EOF
