@@ -116,7 +116,14 @@ void collect_chains(const SysPaths& p, const std::string& name, const std::strin
     std::string label = h;
     auto dmname = util::read_text(class_dir(p, h) / "dm" / "name");
     if (dmname && !dmname->empty()) {
-      label += " (dm " + *dmname + ")";
+      // The dm uuid's prefix names the subsystem that made the target
+      // (lvm2, cryptsetup, multipath); a bare dmsetup table has none.
+      const std::string uuid = util::read_text_or(class_dir(p, h) / "dm" / "uuid");
+      const char* kind = uuid.rfind("LVM-", 0) == 0      ? "LVM logical volume "
+                         : uuid.rfind("CRYPT-", 0) == 0  ? "dm-crypt "
+                         : uuid.rfind("mpath-", 0) == 0  ? "dm-multipath "
+                                                         : "dm ";
+      label += " (" + std::string(kind) + *dmname + ")";
     } else if (h.rfind("md", 0) == 0) {
       // md's sysfs names the personality: "md0 (md raid1)"; an array being
       // assembled has no level yet.

@@ -88,6 +88,20 @@ TEST(Interlocks, HoldersOfAPartitionRefuseTheWholeDiskNamingTheChain) {
   EXPECT_TRUE(mentions(r, "sdx1 <- dm-0 (dm vg0-data)"));
 }
 
+TEST(Interlocks, DmHoldersAreNamedByTheSubsystemThatMadeThem) {
+  // lvm2, cryptsetup and multipathd put their prefix in the dm uuid.
+  FakeSys f;
+  put(f.paths.sys / "class/block/sdx1/holders/dm-0/.keep", "");
+  put(f.paths.sys / "class/block/dm-0/dm/name", "vg0-data");
+  put(f.paths.sys / "class/block/dm-0/dm/uuid", "LVM-abcDEF0123456789abcDEF0123456789abcDEF0123456789abcDEF01\n");
+  put(f.paths.sys / "class/block/dm-0/holders/dm-1/.keep", "");
+  put(f.paths.sys / "class/block/dm-1/dm/name", "secret");
+  put(f.paths.sys / "class/block/dm-1/dm/uuid", "CRYPT-LUKS2-0123456789abcdef-secret");
+  auto r = check_interlocks(f.id("sdx"), f.paths);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(mentions(r, "sdx1 <- dm-0 (LVM logical volume vg0-data) <- dm-1 (dm-crypt secret)"));
+}
+
 TEST(Interlocks, AnMdHolderIsNamedWithItsLevel) {
   // As the real kernel shows it (tests/nvme/guest_init.sh builds one): the
   // member's holders/ lists md0, and md0/md/level names the personality.
