@@ -3,15 +3,85 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <sstream>
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <string_view>
 
 #include "core/audit_log.h"
+#include "core/crypto.h"
 #include "core/error.h"
 #include "verify/verify.h"
 
 namespace dlc::migrate {
 
 using nlohmann::json;
+
+namespace {
+
+// A journal is read back after crashes and may be damaged: every defect is one
+// dlc::Error naming the line and what is wrong with it (never the bytes of a
+// path), never a stray JSON exception, and never silently skipped: a lost
+// "x" line would let a later run skip a file it must send again.
+Error damaged(const std::filesystem::path& path, std::size_t line, const std::string& why) {
+  return Error(Errc::io, "the migration resume journal is damaged", path.string(),
+               "line " + std::to_string(line) + ": " + why,
+               "pass --restart to start this migration afresh (files already at the destination are "
+               "sent again)");
+}
+
+struct LineReader {
+  const std::filesystem::path& path;
+  std::size_t line;
+  const json& j;
+
+  [[noreturn]] void fail(const std::string& why) const { throw damaged(path, line, why); }
+
+  // "p" (UTF-8) or "p_hex" (other bytes), as verify::put_bytes writes it.
+  std::string path_member() const {
+    const auto p = j.find("p"), h = j.find("p_hex");
+    if ((p == j.end()) == (h == j.end())) fail("a record has no path or two (\"p\", \"p_hex\")");
+    std::string out;
+    if (p != j.end()) {
+      if (!p->is_string()) fail("\"p\" is not a string");
+      out = p->get<std::string>();
+    } else {
+      if (!h->is_string()) fail("\"p_hex\" is not a string");
+      try {
+        const crypto::Bytes b = crypto::from_hex(h->get<std::string>());
+        out.assign(b.begin(), b.end());
+      } catch (const Error&) {
+        fail("\"p_hex\" is not hex");
+      }
+    }
+    if (out.empty()) fail("a record has an empty path");
+    return out;
+  }
+  std::uint64_t unsigned_member(const char* key) const {
+    const auto it = j.find(key);
+    if (it == j.end() || !it->is_number_unsigned())
+      fail(std::string("\"") + key + "\" is missing or not an unsigned integer");
+    return it->get<std::uint64_t>();
+  }
+  std::int64_t signed_member(const char* key) const {
+    const auto it = j.find(key);
+    if (it == j.end() || !it->is_number_integer() ||
+        (it->is_number_unsigned() && it->get<std::uint64_t>() > std::uint64_t{INT64_MAX}))
+      fail(std::string("\"") + key + "\" is missing or not a 64-bit integer");
+    return it->get<std::int64_t>();
+  }
+  // Every hash dlc migrates with is 32 bytes, written as lower-case hex.
+  std::string hash_member() const {
+    const auto it = j.find("h");
+    const auto lower_hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+    if (it == j.end() || !it->is_string() || it->get_ref<const std::string&>().size() != 2 * crypto::kHashSize ||
+        !std::all_of(it->get_ref<const std::string&>().begin(), it->get_ref<const std::string&>().end(), lower_hex))
+      fail("\"h\" is missing or not a " + std::to_string(2 * crypto::kHashSize) + "-digit hex hash");
+    return it->get<std::string>();
+  }
+};
+
+}  // namespace
 
 Journal::Journal(const std::filesystem::path& dir, const json& header, bool restart) {
   std::error_code ec;
@@ -21,41 +91,69 @@ Journal::Journal(const std::filesystem::path& dir, const json& header, bool rest
   path_ = dir / "journal.jsonl";
   if (restart) std::filesystem::remove(path_, ec);
   bool have_header = false;
+  // Where the last complete line ends: a last line without its '\n' was cut
+  // short (kill -9 while appending). It is dropped, and cut off the file below
+  // so that the next record starts a line of its own instead of being glued
+  // onto it (and lost at the next resume).
+  std::size_t complete = 0, length = 0;
   if (std::filesystem::exists(path_, ec)) {
-    std::istringstream in(verify::read_text_file(path_));
-    std::string line;
-    while (std::getline(in, line)) {
+    const std::string text = verify::read_text_file(path_);
+    length = text.size();
+    const std::size_t last_nl = text.rfind('\n');
+    complete = last_nl == std::string::npos ? 0 : last_nl + 1;
+    std::size_t line_no = 0;
+    for (std::size_t pos = 0; pos < complete;) {
+      const std::size_t nl = text.find('\n', pos);
+      const std::string_view line(text.data() + pos, nl - pos);
+      pos = nl + 1;
+      ++line_no;
       if (line.empty()) continue;
       json j;
       try {
         j = json::parse(line);
       } catch (const json::exception&) {
-        continue;  // a line cut short by a crash
+        throw damaged(path_, line_no, "not JSON");
       }
-      const std::string t = j.value("t", std::string());
+      const LineReader r{path_, line_no, j};
+      if (!j.is_object()) r.fail("not a JSON object");
+      const auto ti = j.find("t");
+      if (ti == j.end() || !ti->is_string()) r.fail("no record type (\"t\")");
+      const std::string& t = ti->get_ref<const std::string&>();
       if (t == "header") {
+        if (have_header) r.fail("a second header");
         if (j.value("pair", json()) != header)
           throw Error(Errc::refused, "the resume journal belongs to another migration", path_.string(),
                       "it was written for a different source, destination or hash",
                       "pass --restart to start this migration afresh");
         have_header = true;
-      } else if (t == "c" || t == "v") {
-        JournalRecord r;
-        r.hash = j.value("h", std::string());
-        r.size = j.value("s", std::uint64_t{0});
-        r.ino = j.value("i", std::uint64_t{0});
-        r.mtime_ns = j.value("m", std::int64_t{0});
-        r.ctime_ns = j.value("ct", std::int64_t{0});
-        r.verified = t == "v";
-        files_[verify::get_bytes(j, "p")] = r;
+        continue;
+      }
+      if (!have_header) r.fail("records before the header");
+      if (t == "c" || t == "v") {
+        JournalRecord rec;
+        rec.hash = r.hash_member();
+        rec.size = r.unsigned_member("s");
+        rec.ino = r.unsigned_member("i");
+        rec.mtime_ns = r.signed_member("m");
+        rec.ctime_ns = r.signed_member("ct");
+        rec.verified = t == "v";
+        files_[r.path_member()] = rec;
       } else if (t == "x") {
-        files_.erase(verify::get_bytes(j, "p"));
+        files_.erase(r.path_member());
+      } else if (t != "note") {
+        r.fail("unknown record type");
       }
     }
   }
   resumed_ = !files_.empty();
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (fd_ < 0) throw_errno("cannot open the resume journal", path_.string());
+  if (complete < length && ::ftruncate(fd_, static_cast<off_t>(complete)) != 0) {
+    const int err = errno;
+    ::close(fd_);
+    fd_ = -1;
+    throw_errno("cannot cut the unfinished last line off the resume journal", path_.string(), err);
+  }
   if (!have_header) append(audit::canonical_json({{"t", "header"}, {"pair", header}}) + "\n");
 }
 

@@ -3,8 +3,10 @@
 // once it is durable at the destination ("c": copied) or, with --verify, once
 // it was re-read from storage and matched ("v": verified), together with the
 // source's size, mtime, ctime and inode at the time it was read: a later run
-// skips it while the source still has the same identity. A cut-short last line
-// (kill -9 while appending) is ignored.
+// skips it while the source still has the same identity. A last line without
+// its '\n' (kill -9 while appending) is dropped and cut off the file; any
+// other damage (a line that is not a record, a mistyped member, records
+// before the header) is one Errc::io dlc::Error naming the line.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +30,8 @@ struct JournalRecord {
 class Journal {
  public:
   // Opens (creating) <dir>/journal.jsonl. header identifies the pair; an
-  // existing journal with another header (other hash, other pair) is Errc::refused.
+  // existing journal with another header (other hash, other pair) is
+  // Errc::refused, a damaged one Errc::io (the hint: --restart).
   Journal(const std::filesystem::path& dir, const nlohmann::json& header, bool restart);
   ~Journal();
   Journal(const Journal&) = delete;
