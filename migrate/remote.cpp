@@ -736,7 +736,7 @@ class Session {
                   {"region", o_.region},
                   {"site", o_.site},
                   {"host", host()},
-                  {"time", audit::now_rfc3339()},
+                  {"time", dlc::now_rfc3339()},
                   {"nonce", h.value("nonce", std::string())},
                   {"tls_cert_sha256", own_fp_}};
       verify::put_bytes(att, "root", vol_->target());

@@ -53,7 +53,7 @@ verify::Manifest source_manifest(const MigrateOptions& o, const std::string& src
   m.kind = "volume";
   m.alg = o.alg;
   m.root = src;
-  m.created = audit::now_rfc3339();
+  m.created = dlc::now_rfc3339();
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
   m.host = host;

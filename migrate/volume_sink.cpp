@@ -347,7 +347,7 @@ verify::Manifest VolumeSink::scan(unsigned threads) {
   m.kind = "volume";
   m.alg = alg_;
   m.root = target_;
-  m.created = audit::now_rfc3339();
+  m.created = dlc::now_rfc3339();
   m.host = host_name();
   m.tool = std::string("dlc ") + DLC_VERSION;
   m.read_method = direct_ ? "direct" : "fadvise-dontneed";
