@@ -21,6 +21,7 @@ struct DestInfo {
   bool exists = false;      // the root exists
   bool empty = true;        // ... and holds nothing
   std::uint64_t free_bytes = 0;
+  bool free_unknown = false;   // the filesystem reports no size (ramfs and other pseudo filesystems)
   nlohmann::json attestation;  // remote: the receiver's signed attestation
 };
 
@@ -47,7 +48,10 @@ class Destination {
   virtual void set_meta(const verify::Entry& e) = 0;  // directories
   // Regular files: one slot per sending thread; begin/data/end run on that thread.
   virtual void file_begin(std::uint32_t slot, const verify::Entry& e) = 0;
-  virtual void file_data(std::uint32_t slot, std::uint64_t offset, crypto::ByteView data) = 0;
+  // hash: the hex hash of exactly these bytes when the caller has it already
+  // (a file read in one piece), so a remote back end need not hash them again.
+  virtual void file_data(std::uint32_t slot, std::uint64_t offset, crypto::ByteView data,
+                         const std::string* hash = nullptr) = 0;
   virtual void file_end(std::uint32_t slot, const verify::Entry& meta) = 0;
   // Renames every file ended since the last commit into place and makes it
   // durable; with reread, queues them to be re-read from storage and hashed.
@@ -58,6 +62,8 @@ class Destination {
   // this session and unchanged since are not read again).
   virtual verify::Manifest scan() = 0;
   virtual void close() = 0;
+  // Where the time went (thread-milliseconds per phase), when the back end knows.
+  virtual nlohmann::json profile() { return nlohmann::json::object(); }
 };
 
 struct LocalOptions {

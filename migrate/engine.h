@@ -47,6 +47,7 @@ struct TreeResult {
   unsigned passes = 0;
   std::vector<verify::Difference> copy_failures;  // re-read mismatches during the copy
   std::vector<std::string> source_changed;        // final pass: paths that changed meanwhile
+  nlohmann::json profile;                         // thread-ms per phase, wall ms of copy and check
 };
 
 // Whether a source file may be skipped: the journal knows it with the same

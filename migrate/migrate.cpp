@@ -367,7 +367,8 @@ MigrateReport run_migrate(const MigrateOptions& o) {
     }
     if (dest) {
       rep.preflight.dest_free = info.free_bytes;
-      rep.preflight.space_ok = info.free_bytes >= rep.preflight.bytes_to_send;
+      // A filesystem that reports no size at all (ramfs) cannot be checked: not refused.
+      rep.preflight.space_ok = info.free_unknown || info.free_bytes >= rep.preflight.bytes_to_send;
       rep.preflight.write_bps = dest->measure_write_bps(8u << 20);
       auto [bps, rtt] = dest->measure_link();
       rep.preflight.link_bps = bps;
@@ -477,6 +478,7 @@ MigrateReport run_migrate(const MigrateOptions& o) {
       rep.files_skipped = tr.files_skipped;
       rep.files_removed = tr.files_removed;
       rep.passes_run = tr.passes;
+      rep.profile = std::move(tr.profile);
       source_m = std::move(tr.source);
       dest_m = std::move(tr.dest);
       cmp = std::move(tr.comparison);
@@ -549,6 +551,7 @@ MigrateReport run_migrate(const MigrateOptions& o) {
                   {"removed", rep.files_removed},
                   {"bwlimit", o.bwlimit},
                   {"unit", volume ? "chunk" : "file"},
+                  {"profile", rep.profile.is_null() ? json::object() : rep.profile},
                   {"milliseconds", static_cast<std::uint64_t>(rep.seconds * 1000)}}},
                 {"verification", verification},
                 {"backup", rep.backup}};

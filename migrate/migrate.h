@@ -175,6 +175,7 @@ struct MigrateReport {
   std::optional<verify::Comparison> comparison;
   std::string source_root, dest_root;  // Merkle roots
   nlohmann::json backup;               // {repo, snapshot, taken_at, ...} or null
+  nlohmann::json profile;              // trees: thread-ms per phase (the report's transfer.profile)
   fs::path state_dir, manifest_path, dest_manifest_path, report_path;
   nlohmann::json document;     // the signed report
   double seconds = 0;

@@ -414,6 +414,7 @@ class RemoteDestination final : public Destination {
     info_.exists = r.value("exists", false);
     info_.empty = r.value("empty", true);
     info_.free_bytes = r.value("free", std::uint64_t{0});
+    info_.free_unknown = r.value("free_unknown", false);
     info_.attestation = link_.attestation();
   }
 
@@ -455,8 +456,8 @@ class RemoteDestination final : public Destination {
   void file_begin(std::uint32_t slot, const verify::Entry& e) override {
     link_.send({{"op", "fbegin"}, {"slot", slot}, {"entry", verify::to_json(e)}});
   }
-  void file_data(std::uint32_t slot, std::uint64_t offset, crypto::ByteView data) override {
-    const std::string h = crypto::to_hex(crypto::hash(o_.alg, data));
+  void file_data(std::uint32_t slot, std::uint64_t offset, crypto::ByteView data, const std::string* hash) override {
+    const std::string h = hash ? *hash : crypto::to_hex(crypto::hash(o_.alg, data));
     link_.send({{"op", "fdata"}, {"slot", slot}, {"offset", offset}, {"h", h}}, data);
   }
   void file_end(std::uint32_t slot, const verify::Entry& e) override {
@@ -717,7 +718,7 @@ class Session {
       if (crypto::to_hex(crypto::hash(alg_, data)) != h.value("h", std::string()))
         throw Error(Errc::check_failed, "a chunk arrived damaged", c_.peer(),
                     "its hash does not match (offset " + std::to_string(h.value("offset", 0ull)) + ")");
-      dest().file_data(slot, h.at("offset").get<std::uint64_t>(), data);
+      dest().file_data(slot, h.at("offset").get<std::uint64_t>(), data, nullptr);
       bytes_.fetch_add(data.size());
     } else {
       dest().file_end(slot, verify::entry_from_json(h.at("entry")));
@@ -783,7 +784,11 @@ class Session {
                   {"tls_cert_sha256", own_fp_}};
       verify::put_bytes(att, "root", root);
       verify::sign_document(att, audit::HostKey::load_or_create(dlc_home()));
-      return reply_ok({{"exists", info.exists}, {"empty", info.empty}, {"free", info.free_bytes}, {"attestation", att}});
+      return reply_ok({{"exists", info.exists},
+                       {"empty", info.empty},
+                       {"free", info.free_bytes},
+                       {"free_unknown", info.free_unknown},
+                       {"attestation", att}});
     }
     if (op == "ping") return reply_ok();
     if (op == "sink") return reply_ok({{"bytes", payload.size()}});

@@ -440,6 +440,7 @@ Manifest build_manifest(const ScanOptions& o) {
   std::map<std::pair<std::uint64_t, std::uint64_t>, std::size_t> first_of;
   std::vector<std::pair<std::size_t, std::size_t>> copies;  // (entry, entry it shares an inode with)
   std::uint64_t total = 0;
+  std::string known_method;  // the weakest way known content was read (not "direct")
   for (std::size_t i = 0; i < m.entries.size(); ++i) {
     Entry& e = m.entries[i];
     if (e.type != EntryType::file) continue;
@@ -447,6 +448,7 @@ Manifest build_manifest(const ScanOptions& o) {
       if (auto k = o.known(e)) {
         e.hash = k->hash;
         if (o.sparse) e.sparse = k->sparse;
+        if (!k->read_method.empty() && k->read_method != "direct") known_method = k->read_method;
         continue;
       }
     }
@@ -467,6 +469,7 @@ Manifest build_manifest(const ScanOptions& o) {
   std::mutex mu;
   std::exception_ptr err;
   std::string method = o.no_cache ? "direct" : "cached";
+  if (o.no_cache && !known_method.empty()) method = known_method;
   const int task = o.progress ? o.progress->begin("hashing " + o.root.string(), total) : -1;
   auto worker = [&] {
     try {

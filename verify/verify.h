@@ -84,6 +84,7 @@ struct Entry {
 struct KnownContent {
   std::string hash;
   std::optional<std::vector<DataExtent>> sparse;
+  std::string read_method;  // how it was read ("direct", "fadvise-dontneed"); feeds Manifest::read_method
 };
 
 struct Manifest {
