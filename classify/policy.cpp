@@ -45,6 +45,14 @@ std::optional<Category> category_from_name(std::string_view s) {
               "see docs/classify.md, \"Policy file\"");
 }
 
+// A level is a JSON integer 1..5: get<int>() would truncate 3.5, wrap
+// 4294967299 to 3, and convert 1e300 with undefined behaviour.
+int level_value(const nlohmann::json& v, const std::filesystem::path& file, const std::string& what) {
+  if (!v.is_number_integer() || v.get<std::int64_t>() < 1 || v.get<std::int64_t>() > 5)
+    bad_policy(file, what + " must be an integer 1..5");
+  return static_cast<int>(v.get<std::int64_t>());
+}
+
 }  // namespace
 
 std::string_view type_name(InfoType t) noexcept {
@@ -119,13 +127,14 @@ Policy Policy::load(const std::filesystem::path& file) {
       for (const auto& [name, rule] : doc.at("types").items()) {
         auto t = type_from_name(name);
         if (!t) bad_policy(file, "unknown type \"" + name + "\"");
+        if (!rule.is_object()) bad_policy(file, "the rule of " + name + " must be a JSON object");
         TypeRule& r = p.types[static_cast<std::size_t>(*t)];
         if (rule.contains("category")) {
           auto c = category_from_name(rule.at("category").get<std::string>());
           if (!c) bad_policy(file, "category of " + name + " must be none, C1, C2 or C3");
           r.category = *c;
         }
-        if (rule.contains("level")) r.level = rule.at("level").get<int>();
+        if (rule.contains("level")) r.level = level_value(rule.at("level"), file, "level of " + name);
         if (rule.contains("enabled")) r.enabled = rule.at("enabled").get<bool>();
         if (r.level < 1 || r.level > 5) bad_policy(file, "level of " + name + " must be 1..5");
       }
@@ -138,9 +147,10 @@ Policy Policy::load(const std::filesystem::path& file) {
         if (!c || *c == Category::none)
           bad_policy(file, "volume rule category must be C1, C2 or C3");
         r.category = *c;
+        if (!v.at("min_findings").is_number_unsigned())
+          bad_policy(file, "volume rule min_findings must be a non-negative integer");
         r.min_findings = v.at("min_findings").get<std::uint64_t>();
-        r.level = v.at("level").get<int>();
-        if (r.level < 1 || r.level > 5) bad_policy(file, "volume rule level must be 1..5");
+        r.level = level_value(v.at("level"), file, "volume rule level");
         p.volume.push_back(r);
       }
     }
