@@ -112,7 +112,7 @@ std::pair<fs::path, fs::path> write_certificate(const json& cert, const fs::path
 
 // ---- Verification -------------------------------------------------------------------
 
-CertificateCheck verify_certificate(const fs::path& path, const std::string& pubkey_pem) {
+static CertificateCheck verify_certificate_unchecked(const fs::path& path, const std::string& pubkey_pem) {
   CertificateCheck r;
   std::ifstream in(path, std::ios::binary);
   if (!in)
@@ -231,7 +231,21 @@ CertificateCheck verify_certificate(const fs::path& path, const std::string& pub
   return r;
 }
 
-AuditLinkCheck check_audit_link(const json& cert, const fs::path& log_in) {
+// A member of the wrong type (an object where a string belongs, a string
+// where an object belongs) made json::value() throw out of these checks: it
+// is a problem of the certificate like any other damage.
+CertificateCheck verify_certificate(const fs::path& path, const std::string& pubkey_pem) {
+  try {
+    return verify_certificate_unchecked(path, pubkey_pem);
+  } catch (const json::exception& e) {
+    CertificateCheck r;
+    r.problems.push_back(std::string("a member has the wrong type (") + e.what() +
+                         "): the certificate was damaged or altered");
+    return r;
+  }
+}
+
+static AuditLinkCheck check_audit_link_unchecked(const json& cert, const fs::path& log_in) {
   AuditLinkCheck r;
   const json link = cert.value("audit", json::object());
   fs::path log = log_in.empty() ? fs::path(link.value("log", "")) : log_in;
@@ -268,6 +282,17 @@ AuditLinkCheck check_audit_link(const json& cert, const fs::path& log_in) {
   return r;
 }
 
+AuditLinkCheck check_audit_link(const json& cert, const fs::path& log_in) {
+  try {
+    return check_audit_link_unchecked(cert, log_in);
+  } catch (const json::exception& e) {
+    AuditLinkCheck r;
+    r.log = log_in.string();
+    r.problem = std::string("the certificate's audit link has a member of the wrong type (") + e.what() + ")";
+    return r;
+  }
+}
+
 // ---- Renderings ------------------------------------------------------------------
 
 namespace {
@@ -300,7 +325,7 @@ struct Section {
   std::vector<Row> rows;
 };
 
-std::vector<Section> sections(const json& c) {
+std::vector<Section> sections_unchecked(const json& c) {
   std::vector<Section> s;
   auto passes = [&]() {
     std::string out;
@@ -444,6 +469,16 @@ std::vector<Section> sections(const json& c) {
                 {"Signature", get(c, {"signature", "algorithm"}) + " by key " +
                                   get(c, {"signature", "key_fingerprint"})}}});
   return s;
+}
+
+std::vector<Section> sections(const json& c) {
+  try {
+    return sections_unchecked(c);
+  } catch (const json::exception& e) {
+    throw Error(Errc::check_failed, "cannot render the certificate", get(c, {"id"}),
+                std::string("a member has the wrong type (") + e.what() + ")",
+                "run 'dlc verify certificate' on it: it was damaged or altered");
+  }
 }
 
 std::string html_escape(const std::string& s) {

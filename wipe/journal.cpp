@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "core/crypto.h"
 #include "core/error.h"
@@ -37,8 +38,26 @@ nlohmann::json JournalData::to_json() const {
           {"pid", pid}};
 }
 
+namespace {
+
+// A JSON integer that fits T. get<T>() converts a float out of T's range with
+// undefined behaviour (an offset of 1e34) and wraps negative numbers.
+template <class T>
+T integer_member(const nlohmann::json& v, const char* key) {
+  if (v.is_number_unsigned()) {
+    if (const auto x = v.get<std::uint64_t>(); std::in_range<T>(x)) return static_cast<T>(x);
+  } else if (v.is_number_integer()) {
+    if (const auto x = v.get<std::int64_t>(); std::in_range<T>(x)) return static_cast<T>(x);
+  }
+  throw Error(Errc::io, "cannot parse wipe journal", {}, std::string("\"") + key + "\" is not an integer in range",
+              "remove it to start over (the wipe then restarts from the beginning)");
+}
+
+}  // namespace
+
 JournalData JournalData::from_json(const nlohmann::json& j) {
-  if (j.value("format", "") != "dlc-wipe-journal" || j.value("version", 0) != 1)
+  if (j.value("format", "") != "dlc-wipe-journal" || !j.contains("version") ||
+      integer_member<int>(j["version"], "version") != 1)
     throw Error(Errc::io, "not a dlc wipe journal (version 1)");
   JournalData d;
   d.stable_id = j.at("stable_id").get<std::string>();
@@ -50,14 +69,14 @@ JournalData JournalData::from_json(const nlohmann::json& j) {
   d.certificate_id = j.at("certificate_id").get<std::string>();
   d.started_at = j.at("started_at").get<std::string>();
   d.audit_started = j.value("audit_started", nlohmann::json::object());
-  d.pass = j.at("pass").get<unsigned>();
-  d.offset = j.at("offset").get<std::uint64_t>();
+  d.pass = integer_member<unsigned>(j.at("pass"), "pass");
+  d.offset = integer_member<std::uint64_t>(j.at("offset"), "offset");
   d.phase = j.at("phase").get<std::string>();
   d.completed_passes = j.value("completed_passes", nlohmann::json::array());
   d.interruptions = j.value("interruptions", nlohmann::json::array());
-  d.bytes_written = j.value("bytes_written", std::uint64_t{0});
+  d.bytes_written = j.contains("bytes_written") ? integer_member<std::uint64_t>(j["bytes_written"], "bytes_written") : 0;
   d.updated_at = j.value("updated_at", "");
-  d.pid = j.value("pid", 0L);
+  d.pid = j.contains("pid") ? integer_member<long>(j["pid"], "pid") : 0L;
   return d;
 }
 

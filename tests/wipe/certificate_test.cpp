@@ -171,3 +171,33 @@ TEST(Certificate, TheAuditLinkMustNameThisCertificateInAVerifiedLog) {
   other["audit"]["hash"] = std::string(64, 'b');
   EXPECT_FALSE(check_audit_link(other).ok);
 }
+
+TEST(Certificate, MembersOfTheWrongTypeAreProblemsNotCrashes) {
+  // Found by tests/fuzz/wipe_certificate: json::value() threw out of the
+  // checks and the renderings (e.g. "format" an object, "sanitization" a string).
+  Fixture f;
+  for (const json& bad : {json{{"format", {{"x", 1}}}}, json{{"sanitization", "purge"}},
+                          json{{"media", 5}}, json{{"audit", "seq 7"}}, json{{"outcome", {1, 2}}}}) {
+    json cert = sample_cert(f.opts);
+    cert.update(bad);
+    sign_certificate(cert, f.key);  // written as issued (write_certificate also renders it)
+    const fs::path p = f.dir / "bad.cert.json";
+    test::write_file(p, certificate_file_text(cert));
+    CertificateCheck c;
+    ASSERT_NO_THROW(c = verify_certificate(p)) << bad.dump();
+    EXPECT_FALSE(c.ok()) << bad.dump();
+    EXPECT_FALSE(c.problems.empty()) << bad.dump();
+    try {  // a dlc::Error (the fixture has no audit log) is fine, a JSON exception is not
+      EXPECT_FALSE(check_audit_link(cert, f.dir / "audit.jsonl").ok) << bad.dump();
+    } catch (const Error&) {
+    }
+    for (auto render : {&render_certificate_text, &render_certificate_html}) {
+      try {
+        (void)render(cert);
+      } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Errc::check_failed) << e.what();
+        EXPECT_NE(std::string(e.what()).find("cannot render the certificate"), std::string::npos) << e.what();
+      }
+    }
+  }
+}
