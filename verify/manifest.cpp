@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "core/audit_log.h"
 #include "core/error.h"
@@ -163,6 +164,18 @@ json to_json(const Entry& e) {
   return j;
 }
 
+// A JSON integer that fits T. get<T>() converts a float out of T's range with
+// undefined behaviour (an mtime of 1.7e26) and wraps negative numbers.
+template <class T>
+static T integer_member(const json& v, const char* key) {
+  if (v.is_number_unsigned()) {
+    if (const auto x = v.get<std::uint64_t>(); std::in_range<T>(x)) return static_cast<T>(x);
+  } else if (v.is_number_integer()) {
+    if (const auto x = v.get<std::int64_t>(); std::in_range<T>(x)) return static_cast<T>(x);
+  }
+  malformed(std::string("entry field ") + key + " is not an integer in range");
+}
+
 Entry entry_from_json(const json& j) {
   if (!j.is_object()) malformed("an entry is not an object");
   Entry e;
@@ -174,15 +187,15 @@ Entry entry_from_json(const json& j) {
     e.type = *t;
     if (e.type != EntryType::volume) {
       e.mode = static_cast<std::uint32_t>(std::stoul(j.at("mode").get<std::string>(), nullptr, 8));
-      e.uid = j.at("uid").get<std::uint32_t>();
-      e.gid = j.at("gid").get<std::uint32_t>();
-      e.mtime_ns = j.at("mtime_ns").get<std::int64_t>();
+      e.uid = integer_member<std::uint32_t>(j.at("uid"), "uid");
+      e.gid = integer_member<std::uint32_t>(j.at("gid"), "gid");
+      e.mtime_ns = integer_member<std::int64_t>(j.at("mtime_ns"), "mtime_ns");
     }
-    e.size = j.value("size", std::uint64_t{0});
+    e.size = j.contains("size") ? integer_member<std::uint64_t>(j["size"], "size") : 0;
     e.hash = j.value("hash", std::string());
     if (e.type == EntryType::symlink) e.target = get_bytes(j, "target");
-    e.rdev = j.value("rdev", std::uint64_t{0});
-    e.hardlink = j.value("hardlink", std::uint32_t{0});
+    e.rdev = j.contains("rdev") ? integer_member<std::uint64_t>(j["rdev"], "rdev") : 0;
+    e.hardlink = j.contains("hardlink") ? integer_member<std::uint32_t>(j["hardlink"], "hardlink") : 0;
     if (auto x = j.find("xattrs"); x != j.end()) {
       for (const auto& [k, v] : x->items()) {
         Xattr a;
@@ -201,11 +214,11 @@ Entry entry_from_json(const json& j) {
     }
     if (auto s = j.find("sparse"); s != j.end()) {
       std::vector<DataExtent> ext;
-      for (const auto& d : *s) ext.push_back({d.at(0).get<std::uint64_t>(), d.at(1).get<std::uint64_t>()});
+      for (const auto& d : *s) ext.push_back({integer_member<std::uint64_t>(d.at(0), "sparse"), integer_member<std::uint64_t>(d.at(1), "sparse")});
       e.sparse = std::move(ext);
     }
     if (e.type == EntryType::volume) {
-      e.chunk_size = j.at("chunk_size").get<std::uint64_t>();
+      e.chunk_size = integer_member<std::uint64_t>(j.at("chunk_size"), "chunk_size");
       e.chunks = j.at("chunks").get<std::vector<std::string>>();
     }
   } catch (const json::exception& ex) {

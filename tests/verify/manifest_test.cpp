@@ -206,5 +206,27 @@ TEST(Manifest, VolumeImagesAreHashedPerChunk) {
   EXPECT_EQ(v.hash, verify::volume_hash(v.chunks, crypto::HashAlg::sha256));
 }
 
+TEST(Manifest, EntryNumbersOfTheWrongKindAreMalformed) {
+  // Found by tests/fuzz/verify_manifest: a float out of range (mtime_ns 1.7e26)
+  // was converted to an integer with undefined behaviour; negatives wrapped.
+  const nlohmann::json good = {{"path", "a"}, {"type", "file"}, {"mode", "0644"}, {"uid", 0}, {"gid", 0},
+                               {"mtime_ns", 5}, {"size", 3}, {"hash", std::string(64, 'a')}};
+  EXPECT_EQ(verify::entry_from_json(good).mtime_ns, 5);
+  for (const nlohmann::json& bad : {nlohmann::json{{"mtime_ns", 1.76408e26}}, nlohmann::json{{"uid", -1}},
+                                    nlohmann::json{{"gid", 4294967296}}, nlohmann::json{{"size", 2.5}},
+                                    nlohmann::json{{"hardlink", 1e30}}, nlohmann::json{{"rdev", -3}},
+                                    nlohmann::json{{"sparse", {{0, 1e300}}}}}) {
+    nlohmann::json e = good;
+    e.update(bad);
+    try {
+      (void)verify::entry_from_json(e);
+      ADD_FAILURE() << "accepted " << bad.dump();
+    } catch (const Error& err) {
+      EXPECT_EQ(err.code(), Errc::check_failed) << err.what();
+      EXPECT_NE(std::string(err.what()).find("malformed manifest"), std::string::npos) << err.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace dlc::test
