@@ -10,6 +10,7 @@
 #include <ctime>
 #include <map>
 #include <set>
+#include <utility>
 
 #include "classify/classify.h"
 #include "core/error.h"
@@ -206,6 +207,20 @@ struct LabelRecord {
   bool classified = false;
 };
 
+// A JSON integer that fits T. get<T>() converts a float out of T's range with
+// undefined behaviour (an mtime_ns of 1.7e21) and wraps negative numbers.
+template <class T>
+T integer_member(const json& v, const char* key, const fs::path& p) {
+  if (v.is_number_unsigned()) {
+    if (const auto x = v.get<std::uint64_t>(); std::in_range<T>(x)) return static_cast<T>(x);
+  } else if (v.is_number_integer()) {
+    if (const auto x = v.get<std::int64_t>(); std::in_range<T>(x)) return static_cast<T>(x);
+  }
+  throw Error(Errc::usage, "malformed labels manifest", p.string(),
+              std::string("\"") + key + "\" of a file is not an integer in range",
+              "write one with 'dlc classify --label FILE'");
+}
+
 std::map<std::string, LabelRecord> load_labels(const fs::path& p) {
   const json j = verify::read_json_file(p, "labels manifest");
   if (!j.is_object() || j.value("format", std::string()) != "dlc-labels")
@@ -216,14 +231,14 @@ std::map<std::string, LabelRecord> load_labels(const fs::path& p) {
     for (const auto& f : j.at("files")) {
       LabelRecord r;
       r.classified = f.value("status", std::string()) == "classified";
-      r.size = f.value("size", std::uint64_t{0});
-      r.mtime_ns = f.value("mtime_ns", std::int64_t{0});
-      r.label.level = f.value("level", 1);
+      r.size = f.contains("size") ? integer_member<std::uint64_t>(f["size"], "size", p) : 0;
+      r.mtime_ns = f.contains("mtime_ns") ? integer_member<std::int64_t>(f["mtime_ns"], "mtime_ns", p) : 0;
+      r.label.level = f.contains("level") ? integer_member<int>(f["level"], "level", p) : 1;
       r.label.category = f.value("category", std::string("none"));
       r.label.personal_information = f.value("personal_information", false);
       const json types = f.contains("types") && f["types"].is_object() ? f["types"] : json::object();
       for (auto it = types.begin(); it != types.end(); ++it)
-        r.label.types.emplace_back(it.key(), it.value().get<std::uint64_t>());
+        r.label.types.emplace_back(it.key(), integer_member<std::uint64_t>(it.value(), "types", p));
       out[f.at("path").get<std::string>()] = std::move(r);
     }
   } catch (const json::exception& e) {

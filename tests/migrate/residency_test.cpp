@@ -149,5 +149,31 @@ TEST_F(Residency, MalformedPoliciesAreUsageErrors) {
   }
 }
 
+TEST_F(Residency, LabelsWithNumbersOfTheWrongKindAreUsageErrors) {
+  // Found by tests/fuzz/classify_labels: a float out of range (mtime_ns 1.7e21)
+  // was converted to an integer with undefined behaviour; negatives wrapped.
+  for (const json& bad : {json{{"mtime_ns", 1.76176e21}}, json{{"size", -1}}, json{{"level", 1e300}},
+                          json{{"level", 4294967299}}, json{{"types", {{"mobile", 2.5}}}}}) {
+    json doc = json::parse(read_file(t_.path() / "labels.json"));
+    for (auto& f : doc["files"]) f.update(bad);
+    write_file(t_.path() / "labels-bad.json", doc.dump());
+    migrate::ResidencyInput in;
+    in.policy = t_.path() / "policy.json";
+    in.labels = t_.path() / "labels-bad.json";
+    in.source_root = src_;
+    for (const auto& e : verify::walk_tree(src_, false))
+      if (e.type == verify::EntryType::file) in.files.push_back(e);
+    in.region = "cn-north-1";
+    in.today = "2026-11-25";
+    try {
+      migrate::check_residency(in);
+      ADD_FAILURE() << "accepted labels with " << bad.dump();
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Errc::usage) << e.what();
+      EXPECT_NE(std::string(e.what()).find("malformed labels manifest"), std::string::npos) << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace dlc::test
