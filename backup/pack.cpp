@@ -209,6 +209,11 @@ Bytes open_blob(crypto::Aead& aead, const BlobEntry& e, std::span<std::uint8_t> 
 
 void prefetch_range(int fd, std::uint64_t offset, std::uint64_t length) {
   constexpr std::uint64_t kStep = 128u << 10;
+  // The range comes from the index, which may be damaged (a pack size of 2^60
+  // made this loop for hours): never past the end of the file.
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || st.st_size < 0 || offset >= static_cast<std::uint64_t>(st.st_size)) return;
+  length = std::min(length, static_cast<std::uint64_t>(st.st_size) - offset);
   for (std::uint64_t o = offset; o < offset + length; o += kStep)
     if (::posix_fadvise(fd, static_cast<off_t>(o), static_cast<off_t>(std::min(kStep, offset + length - o)),
                         POSIX_FADV_WILLNEED) != 0)
