@@ -2,7 +2,6 @@
 // (before a byte moves), pre-flight, the engines, the signed manifests and
 // report, and the audit records. Also `verify_migration` and small parsers.
 #include <fcntl.h>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +13,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/io_engine.h"
+#include "core/text.h"
 #include "migrate/engine.h"
 #include "migrate/remote.h"
 
@@ -108,17 +108,6 @@ json Preflight::to_json() const {
 }
 
 namespace {
-
-std::string user_name() {
-  if (const passwd* pw = ::getpwuid(::getuid())) return pw->pw_name;
-  return std::to_string(::getuid());
-}
-
-std::string host_name() {
-  char buf[256] = {};
-  ::gethostname(buf, sizeof buf - 1);
-  return buf;
-}
 
 // Reads up to `limit` bytes of the biggest source files with O_DIRECT.
 double measure_read_bps(const fs::path& src, const std::vector<verify::Entry>& files, std::uint64_t limit) {

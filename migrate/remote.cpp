@@ -33,6 +33,7 @@
 
 #include "core/audit_log.h"
 #include "core/error.h"
+#include "core/text.h"
 #include "migrate/remote.h"
 
 namespace dlc::migrate {
@@ -736,7 +737,7 @@ class Session {
       json att = {{"format", "dlc-attestation/1"},
                   {"region", o_.region},
                   {"site", o_.site},
-                  {"host", host()},
+                  {"host", host_name()},
                   {"time", dlc::now_rfc3339()},
                   {"nonce", h.value("nonce", std::string())},
                   {"tls_cert_sha256", own_fp_}};
@@ -778,7 +779,7 @@ class Session {
       json att = {{"format", "dlc-attestation/1"},
                   {"region", o_.region},
                   {"site", o_.site},
-                  {"host", host()},
+                  {"host", host_name()},
                   {"time", dlc::now_rfc3339()},
                   {"nonce", h.value("nonce", std::string())},
                   {"tls_cert_sha256", own_fp_}};
@@ -843,12 +844,6 @@ class Session {
     }
     if (op == "bye") return reply_ok();
     throw Error(Errc::usage, "unknown request", op);
-  }
-
-  static std::string host() {
-    char buf[256] = {};
-    ::gethostname(buf, sizeof buf - 1);
-    return buf;
   }
 
   Conn& c_;

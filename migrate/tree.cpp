@@ -14,6 +14,7 @@
 #include "core/audit_log.h"
 #include "core/error.h"
 #include "core/io_engine.h"
+#include "core/text.h"
 #include "migrate/engine.h"
 
 namespace dlc::migrate {
@@ -417,9 +418,7 @@ class TreeMigrator {
     r_.source.alg = o_.alg;
     r_.source.root = std::filesystem::absolute(src_).lexically_normal().string();
     r_.source.created = dlc::now_rfc3339();
-    char host[256] = {};
-    ::gethostname(host, sizeof host - 1);
-    r_.source.host = host;
+    r_.source.host = host_name();
     r_.source.tool = std::string("dlc ") + DLC_VERSION;
     r_.source.read_method = buffered_reads_.load() ? "cached" : "direct";
     r_.source.xattrs = o_.xattrs;

@@ -15,6 +15,7 @@
 #include "core/audit_log.h"
 #include "core/error.h"
 #include "core/io_engine.h"
+#include "core/text.h"
 #include "migrate/engine.h"
 #include "migrate/remote.h"
 
@@ -54,9 +55,7 @@ verify::Manifest source_manifest(const MigrateOptions& o, const std::string& src
   m.alg = o.alg;
   m.root = src;
   m.created = dlc::now_rfc3339();
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  m.host = host;
+  m.host = host_name();
   m.tool = std::string("dlc ") + DLC_VERSION;
   m.read_method = direct ? "direct" : "cached";
   m.xattrs = m.sparse = false;

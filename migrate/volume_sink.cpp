@@ -17,6 +17,7 @@
 
 #include "core/audit_log.h"
 #include "core/error.h"
+#include "core/text.h"
 
 namespace dlc::migrate {
 
@@ -70,12 +71,6 @@ struct FdGuard {
     if (fd >= 0) ::close(fd);
   }
 };
-
-std::string host_name() {
-  char buf[256] = {};
-  ::gethostname(buf, sizeof buf - 1);
-  return buf;
-}
 
 }  // namespace
 
