@@ -21,7 +21,7 @@ packages=(
   libnvme-dev libjson-c-dev           # NVMe admin commands (libnvme.pc needs json-c)
   libboost-program-options-dev        # CLI parsing
   nlohmann-json3-dev libzstd-dev      # JSON documents; backup compression
-  zlib1g-dev                          # classify: gzip inputs and masked copies
+  zlib1g-dev libdeflate-dev           # classify: gzip (masked copies; inputs, inflated by libdeflate)
   libgtest-dev googletest             # tests
   util-linux e2fsprogs                # losetup, mkfs.ext4, mount for loop-device tests
   fdisk btrfs-progs dmsetup           # wipe tests: partitions (sfdisk), CoW honesty, holders

@@ -40,7 +40,7 @@ ENGINES=$BUILD_DIR/dlc_classify_engines
 hs_flags=()
 [[ -f /usr/include/hs/hs.h ]] && hs_flags=(-DDLC_HAVE_HYPERSCAN -I/usr/include/hs -lhs)
 g++ -std=c++20 -O3 -I"$ROOT" "$ROOT/bench/classify_engines.cpp" -o "$ENGINES" \
-  "$BUILD_DIR/libdlc_classify.a" "$BUILD_DIR/libdlc_core.a" "${hs_flags[@]}" -lcrypto -lz -lpthread
+  "$BUILD_DIR/libdlc_classify.a" "$BUILD_DIR/libdlc_core.a" "${hs_flags[@]}" -lcrypto -ldeflate -lz -lpthread
 
 if [[ ! -f $CORPUS.complete ]]; then
   python3 "$ROOT/bench/classify_gen.py" "$CORPUS" "$SIZE_MIB"

@@ -2,6 +2,7 @@
 
 #include <iconv.h>
 #include <immintrin.h>
+#include <libdeflate.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -18,7 +19,17 @@ bool is_gzip(std::string_view raw) noexcept {
          static_cast<unsigned char>(raw[1]) == 0x8b;
 }
 
-std::string gunzip(std::string_view raw, const std::string& what, std::size_t max_bytes) {
+namespace {
+
+[[noreturn]] void too_large(const std::string& what, std::size_t max_bytes) {
+  throw Error(Errc::io, "gzip file too large to classify", what,
+              "it expands beyond " + std::to_string(max_bytes >> 20) + " MiB",
+              "decompress it and classify the result, or exclude it");
+}
+
+// zlib's streaming inflate: the reference, and the path that names what is
+// wrong with a stream libdeflate rejects (truncated or corrupt, zlib's message).
+std::string gunzip_zlib(std::string_view raw, const std::string& what, std::size_t max_bytes) {
   z_stream zs{};
   if (inflateInit2(&zs, 15 + 32) != Z_OK)
     throw Error(Errc::io, "cannot initialise gzip decompression", what);
@@ -31,10 +42,7 @@ std::string gunzip(std::string_view raw, const std::string& what, std::size_t ma
   std::size_t produced = 0;
   while (true) {
     if (produced == out.size()) {
-      if (out.size() >= max_bytes)
-        throw Error(Errc::io, "gzip file too large to classify", what,
-                    "it expands beyond " + std::to_string(max_bytes >> 20) + " MiB",
-                    "decompress it and classify the result, or exclude it");
+      if (out.size() >= max_bytes) too_large(what, max_bytes);
       out.resize(std::min(max_bytes, out.size() * 2));
     }
     zs.next_out = reinterpret_cast<Bytef*>(out.data() + produced);
@@ -58,6 +66,51 @@ std::string gunzip(std::string_view raw, const std::string& what, std::size_t ma
     if (rc != Z_OK && rc != Z_BUF_ERROR)
       throw Error(Errc::io, "corrupt gzip file", what, zs.msg ? zs.msg : "inflate failed");
   }
+  out.resize(produced);
+  return out;
+}
+
+struct DecompressorFree {
+  void operator()(libdeflate_decompressor* d) const noexcept { libdeflate_free_decompressor(d); }
+};
+
+}  // namespace
+
+// libdeflate inflates a whole member at once, 2-3x faster than zlib here. Each
+// member goes into the rest of one buffer sized first from the last member's
+// ISIZE (exact for a single member below 4 GiB and 32:1); a member that does not fit
+// grows the buffer (up to max_bytes) and is inflated again. Anything libdeflate
+// rejects is handed to zlib, which either reads it as before or names the error.
+std::string gunzip(std::string_view raw, const std::string& what, std::size_t max_bytes) {
+  std::unique_ptr<libdeflate_decompressor, DecompressorFree> d(libdeflate_alloc_decompressor());
+  if (!d) throw Error(Errc::io, "cannot initialise gzip decompression", what);
+  std::size_t isize = 0;
+  if (raw.size() >= 4) {
+    const auto* t = reinterpret_cast<const unsigned char*>(raw.data() + raw.size() - 4);
+    isize = t[0] | std::size_t{t[1]} << 8 | std::size_t{t[2]} << 16 | std::size_t{t[3]} << 24;
+  }
+  // A truncated or corrupt file ends in any 4 bytes: an ISIZE beyond 32x the
+  // input is not trusted (a buffer is zero-filled; 4 GiB of zeros cost 0.5 s).
+  if (isize > raw.size() * 32) isize = raw.size() * 4;
+  std::string out;
+  out.resize(std::min(max_bytes, std::max<std::size_t>(isize, 1 << 16)));
+  std::size_t in = 0, produced = 0;
+  do {  // at least once: an empty input is zlib's "truncated"
+    std::size_t used = 0, made = 0;
+    const libdeflate_result rc = libdeflate_gzip_decompress_ex(
+        d.get(), raw.data() + in, raw.size() - in, out.data() + produced, out.size() - produced,
+        &used, &made);
+    if (rc == LIBDEFLATE_INSUFFICIENT_SPACE) {
+      if (out.size() >= max_bytes) too_large(what, max_bytes);
+      // Double, or more when the input left suggests it (4x as a ratio).
+      const std::size_t guess = produced + (raw.size() - in) * 4;
+      out.resize(std::min(max_bytes, std::max(out.size() * 2, guess)));
+      continue;
+    }
+    if (rc != LIBDEFLATE_SUCCESS) return gunzip_zlib(raw, what, max_bytes);
+    in += used;
+    produced += made;
+  } while (in < raw.size());
   out.resize(produced);
   return out;
 }

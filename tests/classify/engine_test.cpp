@@ -100,6 +100,92 @@ TEST(Engine, ReadsGzipAndGb18030) {
   EXPECT_EQ(both.findings[0].masked, "110105********002X");
 }
 
+// Text of n bytes that compresses about 3:1, as logs do, and differs by seed.
+std::string log_text(std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::string s;
+  while (s.size() < n) s += "id=" + std::to_string(rng() % 100000) + " ok\n";
+  s.resize(n);
+  return s;
+}
+
+// gunzip's message for raw, or "" when it decompresses.
+std::string gunzip_error(std::string_view raw, std::size_t max_bytes = 1 << 20) {
+  try {
+    cls::gunzip(raw, "t.gz", max_bytes);
+    return "";
+  } catch (const dlc::Error& e) {
+    EXPECT_EQ(e.code(), dlc::Errc::io);
+    return e.what();
+  }
+}
+
+TEST(Engine, GunzipReadsEveryMember) {
+  // One member; members whose last is smaller, larger or empty than the rest
+  // (the buffer is sized from the last member's ISIZE and must grow); many
+  // small members as bgzip writes them.
+  const std::string a = log_text(300000, 1), b = log_text(70, 2), c = log_text(150000, 3);
+  EXPECT_EQ(cls::gunzip(cls::gzip(a), "t", 1 << 20), a);
+  EXPECT_EQ(cls::gunzip(cls::gzip(a) + cls::gzip(b), "t", 1 << 20), a + b);
+  EXPECT_EQ(cls::gunzip(cls::gzip(b) + cls::gzip(a) + cls::gzip(c), "t", 1 << 20), b + a + c);
+  EXPECT_EQ(cls::gunzip(cls::gzip(a) + cls::gzip(""), "t", 1 << 20), a);
+  // 1000:1, beyond the ratio up to which the ISIZE sizes the buffer at once.
+  const std::string zeros(1 << 20, '0');
+  EXPECT_EQ(cls::gunzip(cls::gzip(zeros), "t", 1 << 20), zeros);
+  std::string many, plain;
+  for (unsigned i = 0; i < 40; ++i) {
+    const std::string part = log_text(1000 + i * 997, 10 + i);
+    many += cls::gzip(part);
+    plain += part;
+  }
+  EXPECT_EQ(cls::gunzip(many, "t", 1 << 20), plain);
+}
+
+TEST(Engine, GunzipCapIsAnError) {
+  const std::string mib = log_text(1 << 20, 4);
+  EXPECT_EQ(cls::gunzip(cls::gzip(mib), "t", 1 << 20), mib);  // exactly the cap
+  EXPECT_NE(gunzip_error(cls::gzip(mib + "x")).find("too large to classify"), std::string::npos);
+  // Beyond the cap only in a later member, and with a last member that looks small.
+  EXPECT_NE(gunzip_error(cls::gzip(mib) + cls::gzip("x")).find("too large"), std::string::npos);
+  EXPECT_NE(gunzip_error(cls::gzip(mib.substr(1000)) + cls::gzip(mib.substr(0, 2000)))
+                .find("too large"),
+            std::string::npos);
+}
+
+TEST(Engine, GunzipTruncatedOrCorruptIsAnError) {
+  const std::string text = log_text(200000, 5);
+  const std::string gz = cls::gzip(text);
+  // Cut anywhere: in the header, the deflate data, the trailer; in a second member.
+  for (std::size_t cut : {std::size_t{0}, std::size_t{5}, std::size_t{12}, gz.size() / 3,
+                          gz.size() / 2, gz.size() - 9, gz.size() - 4, gz.size() - 1}) {
+    SCOPED_TRACE(cut);
+    const std::string msg = gunzip_error(std::string_view(gz).substr(0, cut));
+    EXPECT_NE(msg.find("truncated gzip file t.gz"), std::string::npos) << msg;
+    const std::string two = gunzip_error(gz + gz.substr(0, cut));
+    if (cut > 0) {
+      EXPECT_NE(two.find("truncated gzip file"), std::string::npos) << two;
+    }
+  }
+  std::string bad_crc = gz;
+  bad_crc[bad_crc.size() - 6] ^= 1;
+  EXPECT_NE(gunzip_error(bad_crc).find("corrupt gzip file"), std::string::npos);
+  std::string bad_data = gz;
+  bad_data[gz.size() / 2] ^= 0x55;
+  EXPECT_NE(gunzip_error(bad_data).find("corrupt gzip file"), std::string::npos);
+  EXPECT_NE(gunzip_error(gz + "trailing garbage").find("corrupt gzip file"), std::string::npos);
+}
+
+TEST(Engine, TruncatedGzipIsReportedAndTheScanGoesOn) {
+  TempDir d;
+  const std::string gz = cls::gzip("卡号：" + kCard + "\n" + log_text(100000, 6));
+  write_file(d / "cut.log.gz", gz.substr(0, gz.size() / 2));
+  write_file(d / "ok.txt.gz", gz);
+  auto r = scan_paths({d.path()});
+  EXPECT_NE(file(r, "cut.log.gz").error.find("truncated gzip file"), std::string::npos)
+      << file(r, "cut.log.gz").error;
+  EXPECT_EQ(count(file(r, "ok.txt.gz"), InfoType::bank_card), 1u);
+}
+
 TEST(Engine, BinaryFilesAreScannedForPrintableRunsOrSkipped) {
   TempDir d;
   std::string blob(4096, '\0');
