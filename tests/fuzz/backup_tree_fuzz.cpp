@@ -19,6 +19,7 @@
 #include "backup/checker.h"
 #include "backup/pack.h"
 #include "backup/repository.h"
+#include "core/text.h"
 #include "fuzz_support.h"
 
 using namespace dlc;
@@ -107,7 +108,7 @@ std::string store(const std::vector<std::string_view>& parts, const fuzz::Backup
   }
   (void)repo->write_index({pack.finish(false)});
   const std::int64_t t = now_ns();
-  json snap = {{"time", backup::rfc3339(t)}, {"time_ns", t},        {"host", "fuzz"}, {"user", "fuzz"},
+  json snap = {{"time", dlc::rfc3339(t)}, {"time_ns", t},        {"host", "fuzz"}, {"user", "fuzz"},
                {"paths", {"/"}},     {"tags", json::array()}, {"tree", ids[0]}, {"parent", ""},
                {"key_id", key.id},   {"program", "dlc fuzz"}, {"summary", json::object()}};
   return repo->write_snapshot(snap);
