@@ -599,7 +599,7 @@ BackupResult run_backup(const BackupOptions& opts) {
   auto repo = Repository::open(opts, LockMode::shared);
   repo->load_index();
   BackupResult result;
-  const std::string host = opts.host.empty() ? hostname() : opts.host;
+  const std::string host = opts.host.empty() ? host_name() : opts.host;
   std::vector<std::string> path_strings;
   for (const auto& p : paths) path_strings.push_back(p.string());
 
@@ -655,7 +655,7 @@ BackupResult run_backup(const BackupOptions& opts) {
   json snap = {{"time", rfc3339(t)},
                {"time_ns", t},
                {"host", host},
-               {"user", username()},
+               {"user", user_name()},
                {"paths", path_strings},
                {"tags", opts.tags},
                {"tree", hex(tree)},

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -302,7 +303,9 @@ struct VerifyBackupResult {
   bool ok() const { return check.ok && against_ok; }
 };
 VerifyBackupResult run_verify_backup(const VerifyBackupOptions& opts);
-// Signs the report with the host key under dlc_home() (Ed25519, canonical JSON).
+// Signs the report with the host key under dlc_home(): Ed25519 over
+// kReportSignatureDomain and the canonical JSON (core/signed_doc.h).
+inline constexpr std::string_view kReportSignatureDomain = "dlc-backup-verify-report/1";
 nlohmann::json sign_report(nlohmann::json report);
 bool verify_report_signature(const nlohmann::json& report);
 // Prometheus textfile-collector lines for a verification run.

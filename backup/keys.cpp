@@ -180,7 +180,7 @@ json make_slot(const KeySource& src, crypto::AeadAlg alg, crypto::ByteView maste
                std::uint64_t scrypt_n, bool create_pkcs11_key) {
   const std::string type = src.kind();
   json slot = {{"id", random_hex_id(8)},   {"type", type},           {"label", label},
-               {"created", rfc3339(now_ns())}, {"host", hostname()}, {"user", username()},
+               {"created", rfc3339(now_ns())}, {"host", host_name()}, {"user", user_name()},
                {"version", 1}};
   const std::string id = slot["id"];
   const Bytes nonce = crypto::random_bytes(crypto::kAeadNonceSize);

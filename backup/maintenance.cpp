@@ -394,7 +394,7 @@ LocationInfo run_locations(const LocationsOptions& opts) {
   std::error_code ec;
   const fs::path canon = fs::canonical(repo->path(), ec);
   r.repo_path = ec ? fs::absolute(repo->path()).string() : canon.string();
-  r.host = hostname();
+  r.host = host_name();
   r.region = repo->config().region;
   r.site = repo->config().site;
   r.repo_id = repo->config().id;

@@ -49,12 +49,6 @@ fs::path temp_path_for(const fs::path& final_path) {
   return final_path.parent_path() / (".tmp-" + random_hex_id(12));
 }
 
-void fsync_dir(const fs::path& dir) {
-  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) throw_errno("cannot open directory", dir.string());
-  if (::fsync(fd.get()) != 0) throw_errno("cannot fsync directory", dir.string());
-}
-
 void write_all(int fd, ByteView data, const fs::path& what) {
   std::size_t done = 0;
   while (done < data.size()) {
@@ -80,22 +74,6 @@ void pread_all(int fd, std::uint8_t* buf, std::size_t len, std::uint64_t off, co
                   "wanted " + std::to_string(len) + " bytes at offset " + std::to_string(off));
     done += static_cast<std::size_t>(r);
   }
-}
-
-void write_atomic(const fs::path& path, ByteView data, unsigned mode) {
-  const fs::path tmp = temp_path_for(path);
-  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
-  if (!fd) throw_errno("cannot create", tmp.string(), errno, "check permissions and free space");
-  try {
-    write_all(fd.get(), data, tmp);
-    if (::fsync(fd.get()) != 0) throw_errno("cannot fsync", tmp.string());
-    fd.reset();
-    if (::rename(tmp.c_str(), path.c_str()) != 0) throw_errno("cannot rename", tmp.string());
-  } catch (...) {
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  fsync_dir(path.parent_path());
 }
 
 Bytes read_file_bytes(const fs::path& path) {
@@ -124,87 +102,6 @@ std::vector<std::string> list_names(const fs::path& dir) {
   ::closedir(d);
   std::sort(names.begin(), names.end());
   return names;
-}
-
-std::string hostname() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
-  return buf;
-}
-
-std::string username() {
-  if (passwd* pw = ::getpwuid(::geteuid())) return pw->pw_name;
-  return std::to_string(::geteuid());
-}
-
-std::int64_t now_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-std::string rfc3339(std::int64_t unix_ns) {
-  std::time_t secs = static_cast<std::time_t>(unix_ns / 1000000000);
-  long frac = static_cast<long>(unix_ns % 1000000000);
-  if (frac < 0) {
-    frac += 1000000000;
-    --secs;
-  }
-  std::tm tm{};
-  ::gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
-  return buf;
-}
-
-namespace {
-// Length of the valid UTF-8 sequence at s[i] (RFC 3629), 0 when invalid.
-std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
-  auto byte = [&](std::size_t k) -> unsigned {
-    return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0x100u;
-  };
-  auto cont = [&](std::size_t k) { return byte(k) >= 0x80 && byte(k) <= 0xBF; };
-  const unsigned c = byte(0);
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    const unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-    return byte(1) >= lo && byte(1) <= hi && cont(2) ? 3 : 0;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    const unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-    return byte(1) >= lo && byte(1) <= hi && cont(2) && cont(3) ? 4 : 0;
-  }
-  return 0;
-}
-}  // namespace
-
-bool valid_utf8(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const std::size_t n = utf8_sequence_length(s, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
-
-std::string printable_utf8(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size();) {
-    const std::size_t n = utf8_sequence_length(s, i);
-    if (n == 0) {
-      char esc[8];
-      std::snprintf(esc, sizeof esc, "\\x%02X", static_cast<unsigned char>(s[i]));
-      out += esc;
-      ++i;
-    } else {
-      out.append(s.substr(i, n));
-      i += n;
-    }
-  }
-  return out;
 }
 
 bool is_hex_string(const nlohmann::json& v, std::size_t bytes) {

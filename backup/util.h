@@ -13,6 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/crypto.h"
+#include "core/fs.h"
+#include "core/text.h"
 
 namespace dlc::backup {
 
@@ -75,14 +77,19 @@ class Fd {
   int fd_ = -1;
 };
 
-// Temp files are named ".tmp-<random>" in the directory of their final name.
-inline bool is_temp_name(std::string_view name) { return name.rfind(".tmp-", 0) == 0; }
+// Temp files: pack files being written are ".tmp-<random>" in the directory of
+// their final name; other files go through core's write_file_atomic
+// (".<name>.dlc-tmp-<random>"). Both are leftovers once no writer runs.
+inline bool is_temp_name(std::string_view name) {
+  return name.rfind(".tmp-", 0) == 0 || is_atomic_temp_name(name);
+}
 fs::path temp_path_for(const fs::path& final_path);
 
-// Writes data to a temp name beside path, fsyncs it, renames it over path and
-// fsyncs the directory. Throws Errc::io.
-void write_atomic(const fs::path& path, ByteView data, unsigned mode = 0600);
-void fsync_dir(const fs::path& dir);
+// core's write_file_atomic for bytes (temp name beside path, fsync, rename,
+// directory fsync). Throws Errc::io.
+inline void write_atomic(const fs::path& path, ByteView data, unsigned mode = 0600) {
+  write_file_atomic(path, {reinterpret_cast<const char*>(data.data()), data.size()}, mode);
+}
 Bytes read_file_bytes(const fs::path& path);  // throws Errc::io
 void write_all(int fd, ByteView data, const fs::path& what);
 void pread_all(int fd, std::uint8_t* buf, std::size_t len, std::uint64_t off, const fs::path& what);
@@ -90,17 +97,9 @@ void pread_all(int fd, std::uint8_t* buf, std::size_t len, std::uint64_t off, co
 // File names (no temp files, no directories) directly in dir, sorted.
 std::vector<std::string> list_names(const fs::path& dir);
 
-std::string hostname();
-std::string username();
-std::string rfc3339(std::int64_t unix_ns);
-std::int64_t now_ns();
-
-// Whether s is valid UTF-8 (RFC 3629: no overlong forms, surrogates or code
-// points above U+10FFFF; file names that are not are stored hex-encoded).
-bool valid_utf8(std::string_view s);
-// s with every byte that is not part of valid UTF-8 written as \xNN, for
-// messages and JSON reports (which must be UTF-8).
-std::string printable_utf8(std::string_view s);
+// Host and user names, RFC 3339 stamps, UTF-8 checks (file names that are not
+// UTF-8 are stored hex-encoded) and \xNN escaping: core/text.h.
+inline std::int64_t now_ns() { return now_unix_ns(); }
 
 // Shape checks for documents read from a repository: each is validated where
 // it is decoded, so that a damaged document is an Error there and never a JSON

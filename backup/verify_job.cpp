@@ -21,6 +21,7 @@
 #include "backup/tree.h"
 #include "core/audit_log.h"
 #include "core/error.h"
+#include "core/signed_doc.h"
 
 namespace dlc::backup {
 
@@ -147,28 +148,12 @@ json compare_against(const Repository& repo, const Snapshot& snap, const fs::pat
 }  // namespace
 
 json sign_report(json report) {
-  report.erase("signature");
-  const audit::HostKey key = audit::HostKey::load_or_create(dlc_home());
-  const std::string canon = audit::canonical_json(report);
-  const auto sig = key.private_key().sign(crypto::as_bytes(canon));
-  report["signature"] = {{"algorithm", "ed25519"},
-                         {"key_fingerprint", key.public_key().fingerprint()},
-                         {"public_key", crypto::to_hex(key.public_key().raw())},
-                         {"value", crypto::to_hex(sig)},
-                         {"canonicalization", "json sorted keys, no whitespace, UTF-8; signature member removed"}};
+  sign_json(report, audit::HostKey::load_or_create(dlc_home()), kReportSignatureDomain);
   return report;
 }
 
 bool verify_report_signature(const json& report) {
-  try {
-    const json& sig = report.at("signature");
-    auto pub = crypto::Ed25519PublicKey::from_raw(crypto::from_hex(sig.at("public_key").get<std::string>()));
-    json body = report;
-    body.erase("signature");
-    return pub.verify(crypto::as_bytes(audit::canonical_json(body)), crypto::from_hex(sig.at("value").get<std::string>()));
-  } catch (const std::exception&) {
-    return false;
-  }
+  return check_json_signature(report, kReportSignatureDomain, std::nullopt).valid;
 }
 
 std::string prometheus_metrics(const VerifyBackupResult& r, const std::string& repo) {
@@ -216,7 +201,7 @@ VerifyBackupResult run_verify_backup(const VerifyBackupOptions& opts) {
   json report = {{"format", "dlc-backup-verify-report/1"},
                  {"tool", std::string("dlc ") + DLC_VERSION},
                  {"time", rfc3339(now_ns())},
-                 {"host", hostname()},
+                 {"host", host_name()},
                  {"repo", opts.repo.string()},
                  {"repo_id", repo->config().id},
                  {"cipher", std::string(crypto::aead_name(repo->cipher()))},
