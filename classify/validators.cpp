@@ -165,15 +165,24 @@ bool uscc(std::string_view s) noexcept {
 
 bool luhn(std::string_view digits) noexcept {
   // Every second digit from the right doubled, 9 subtracted above 9.
-  static constexpr int kDoubled[10] = {0, 2, 4, 6, 8, 1, 3, 5, 7, 9};
-  int sum = 0;
+  // Two digits a step, no branch per digit (bank_card with Luhn was 6% of a
+  // one-thread scan of the dense corpus, 5% so).
+  static constexpr unsigned char kDoubled[16] = {0, 2, 4, 6, 8, 1, 3, 5, 7, 9};
   const std::size_t n = digits.size();
-  for (std::size_t k = 0; k < n; ++k) {
-    const char c = digits[n - 1 - k];
-    if (!is_digit(c)) return false;
-    sum += (k & 1) ? kDoubled[digit(c)] : digit(c);
+  const auto* p = reinterpret_cast<const unsigned char*>(digits.data());
+  unsigned sum = 0, bad = 0;
+  std::size_t i = n;
+  for (; i >= 2; i -= 2) {
+    const unsigned plain = p[i - 1] - 0x30u, doubled = p[i - 2] - 0x30u;
+    bad |= unsigned{plain > 9} | unsigned{doubled > 9};
+    sum += plain + kDoubled[doubled & 15];
   }
-  return n > 0 && sum % 10 == 0;
+  if (i == 1) {
+    const unsigned plain = p[0] - 0x30u;
+    bad |= unsigned{plain > 9};
+    sum += plain;
+  }
+  return n > 0 && bad == 0 && sum % 10 == 0;
 }
 
 namespace {

@@ -1,8 +1,10 @@
 // scan(), mask_file() and write_labels() on real files: encodings, gzip,
 // binary files, globs, chunking, CSV columns, policies, labels.
 #include <gtest/gtest.h>
+#include <iconv.h>
 #include <sys/xattr.h>
 
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -173,6 +175,57 @@ TEST(Engine, GunzipTruncatedOrCorruptIsAnError) {
   bad_data[gz.size() / 2] ^= 0x55;
   EXPECT_NE(gunzip_error(bad_data).find("corrupt gzip file"), std::string::npos);
   EXPECT_NE(gunzip_error(gz + "trailing garbage").find("corrupt gzip file"), std::string::npos);
+}
+
+// glibc iconv straight to UTF-8, each invalid or cut byte a '?'.
+std::string gb18030_reference(std::string in) {
+  iconv_t cd = iconv_open("UTF-8", "GB18030");
+  std::string out(in.size() * 2 + 16, '\0');
+  char* ip = in.data();
+  char* op = out.data();
+  std::size_t il = in.size(), ol = out.size();
+  while (il > 0) {
+    if (iconv(cd, &ip, &il, &op, &ol) != static_cast<std::size_t>(-1)) break;
+    EXPECT_TRUE(errno == EILSEQ || errno == EINVAL);
+    *op++ = '?';
+    --ol;
+    ++ip;
+    --il;
+  }
+  iconv_close(cd);
+  out.resize(out.size() - ol);
+  return out;
+}
+
+TEST(Engine, Gb18030DecodingMatchesIconv) {
+  // ASCII, two-byte GBK, four-byte GB18030 (BMP and beyond), invalid bytes
+  // and sequences cut at the end, in texts long enough to span blocks.
+  EXPECT_EQ(cls::gb18030_to_utf8(cls::utf8_to_gb18030("身份证号：110105，卡号 €😀")),
+            "身份证号：110105，卡号 €😀");
+  std::mt19937 rng(11);
+  for (int round = 0; round < 40; ++round) {
+    std::string in;
+    const std::size_t n = round < 5 ? rng() % 16 : 20000 + rng() % 40000;
+    while (in.size() < n) {
+      switch (rng() % 6) {
+        case 0:
+        case 1: in += static_cast<char>(0x20 + rng() % 0x5f); break;
+        case 2:
+          in += static_cast<char>(0x81 + rng() % 0x7e);
+          in += static_cast<char>(0x40 + rng() % 0xbf);
+          break;
+        case 3:
+          in += static_cast<char>(0x81 + rng() % (rng() % 2 ? 4 : 0x7e));
+          in += static_cast<char>(0x30 + rng() % 10);
+          in += static_cast<char>(0x81 + rng() % 0x7e);
+          in += static_cast<char>(0x30 + rng() % 10);
+          break;
+        case 4: in += static_cast<char>(rng() % 256); break;
+        default: in += "\xc9\xed\xb7\xdd\xd6\xa4";  // 身份证
+      }
+    }
+    ASSERT_EQ(cls::gb18030_to_utf8(in), gb18030_reference(in)) << round;
+  }
 }
 
 TEST(Engine, TruncatedGzipIsReportedAndTheScanGoesOn) {

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 
 namespace v = dlc::classify::validate;
@@ -98,6 +99,30 @@ TEST(Luhn, NearMisses) {
   EXPECT_FALSE(v::bank_card("62220212345678901285"));  // 20 digits
   EXPECT_FALSE(v::bank_card("55555555555544"));        // Mastercard is 16 digits
   EXPECT_FALSE(v::luhn(""));
+}
+
+TEST(Luhn, MatchesAReferenceOnRandomStrings) {
+  const auto reference = [](const std::string& s) {
+    int sum = 0;
+    for (std::size_t k = 0; k < s.size(); ++k) {
+      const char c = s[s.size() - 1 - k];
+      if (c < '0' || c > '9') return false;
+      const int d = (c - '0') * (k % 2 ? 2 : 1);
+      sum += d > 9 ? d - 9 : d;
+    }
+    return !s.empty() && sum % 10 == 0;
+  };
+  std::mt19937 rng(7);
+  const std::string odd = "/:;?@A \xff";  // next to the digits, wrapped below '0'
+  int valid = 0;
+  for (int i = 0; i < 200000; ++i) {
+    std::string s(rng() % 24, '0');
+    for (auto& c : s) c = static_cast<char>('0' + rng() % 10);
+    if (!s.empty() && rng() % 4 == 0) s[rng() % s.size()] = odd[rng() % odd.size()];
+    ASSERT_EQ(v::luhn(s), reference(s)) << s;
+    valid += reference(s);
+  }
+  EXPECT_GT(valid, 10000);
 }
 
 TEST(CardBin, UnionPayLengths) {
