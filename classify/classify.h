@@ -169,7 +169,5 @@ struct MaskResult {
 };
 MaskResult mask_file(const MaskOptions& options);
 
-// Writes bytes to path atomically: temp file in the same directory, fsync, rename.
-void write_file_atomic(const std::filesystem::path& path, std::string_view bytes);
 
 }  // namespace dlc::classify

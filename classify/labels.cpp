@@ -13,66 +13,14 @@
 #include "classify/engine.h"
 #include "classify/mask.h"
 #include "core/error.h"
+#include "core/fs.h"
+#include "core/text.h"
 
 namespace dlc::classify {
 
 namespace fs = std::filesystem;
 
-void write_file_atomic(const fs::path& path, std::string_view bytes) {
-  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  std::string name(".");
-  name += path.filename().string();
-  name += ".dlc-tmp-XXXXXX";
-  std::string tmpl = (dir / name).string();
-  const int fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
-  if (fd < 0) throw_errno("cannot create a temporary file in", dir.string());
-  auto fail = [&](const char* what) {
-    const int err = errno;
-    ::close(fd);
-    ::unlink(tmpl.c_str());
-    throw_errno(what, path.string(), err);
-  };
-  const mode_t mask = ::umask(0);
-  ::umask(mask);
-  if (::fchmod(fd, 0666 & ~mask) != 0) fail("cannot set permissions of");
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      fail("cannot write");
-    }
-    done += static_cast<std::size_t>(w);
-  }
-  if (::fsync(fd) != 0) fail("cannot sync");
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmpl.c_str());
-    throw_errno("cannot close", path.string(), err);
-  }
-  if (::rename(tmpl.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmpl.c_str());
-    throw_errno("cannot rename into place", path.string(), err);
-  }
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-}
-
 namespace {
-
-std::string utc_now() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 }  // namespace
 
@@ -122,7 +70,7 @@ LabelResult write_labels(const DatasetReport& r, const LabelOptions& o) {
   if (!r.policy_sha256.empty()) policy["sha256"] = r.policy_sha256;
   const nlohmann::json doc = {{"format", "dlc-labels"},
                               {"version", 1},
-                              {"created", utc_now()},
+                              {"created", now_rfc3339(0)},
                               {"tool", std::string("dlc ") + DLC_VERSION},
                               {"policy", policy},
                               {"roots", r.roots},
@@ -134,7 +82,7 @@ LabelResult write_labels(const DatasetReport& r, const LabelOptions& o) {
                                 {"findings", r.total},
                                 {"types", counts_to_json(r.counts)}}},
                               {"files", files}};
-  write_file_atomic(o.manifest, doc.dump(2) + "\n");
+  write_file_atomic(o.manifest, doc.dump(2) + "\n", kModeFromUmask);
   return res;
 }
 
@@ -181,7 +129,7 @@ MaskResult mask_file(const MaskOptions& o) {
   out.append(ft.text.substr(pos));
   if (fr.encoding == "gb18030") out = utf8_to_gb18030(out);
   if (fr.gzip) out = gzip(out);
-  write_file_atomic(o.output, out);
+  write_file_atomic(o.output, out, kModeFromUmask);
 
   MaskResult res;
   res.counts = fr.counts;

@@ -6,6 +6,7 @@
 #include "classify/classify.h"
 #include "cli/cli.h"
 #include "core/error.h"
+#include "core/fs.h"
 
 namespace dlc::cli {
 
@@ -157,7 +158,7 @@ int classify_scan(Context& ctx, const std::vector<std::string>& args) {
   const cls::DatasetReport r = cls::scan(o);
 
   if (!output.empty()) {
-    cls::write_file_atomic(output, csv ? cls::to_csv(r) : cls::to_json(r).dump(2) + "\n");
+    write_file_atomic(output, csv ? cls::to_csv(r) : cls::to_json(r).dump(2) + "\n", kModeFromUmask);
     std::ostringstream os;
     cls::write_human(os, r, ctx.globals().verbose, show);
     ctx.out() << os.str();

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <string>
 #include <system_error>
 
@@ -16,7 +17,25 @@ namespace fs = std::filesystem;
 
 namespace {
 constexpr std::string_view kTempMarker = ".dlc-tmp-";
+
+// The process umask without changing it (umask(2) would, for a moment, for
+// every thread): the Umask line of /proc/self/status (Linux 4.7+).
+mode_t current_umask() {
+  if (std::FILE* f = std::fopen("/proc/self/status", "re")) {
+    char line[256];
+    unsigned mask = 0;
+    bool found = false;
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "Umask: %o", &mask) == 1) {
+        found = true;
+        break;
+      }
+    std::fclose(f);
+    if (found) return static_cast<mode_t>(mask);
+  }
+  return 022;  // the usual default; never looser than what most systems set
 }
+}  // namespace
 
 bool is_atomic_temp_name(std::string_view name) {
   return name.size() > kTempMarker.size() + 1 && name.front() == '.' &&
@@ -60,7 +79,8 @@ void write_file_atomic(const fs::path& path, std::string_view bytes, unsigned mo
     ::unlink(tmp.c_str());
     throw_errno(what, path.string(), err, "check free space and permissions");
   };
-  if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) fail("cannot set the permissions of", errno);
+  const mode_t m = mode == kModeFromUmask ? (0666 & ~current_umask()) : static_cast<mode_t>(mode);
+  if (::fchmod(fd, m) != 0) fail("cannot set the permissions of", errno);
   std::size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);

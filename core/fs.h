@@ -15,7 +15,11 @@ enum class ParentDir {
   create,      // created (with its parents) with mode 0700
 };
 
-// Writes bytes to path atomically with the given mode: after a crash the path
+// The mode of a file created with open(2): 0666 less the process umask (for
+// reports and copies a user asked for, as opposed to dlc's own state files).
+inline constexpr unsigned kModeFromUmask = ~0u;
+
+// Writes bytes to path atomically with the given mode (or kModeFromUmask): after a crash the path
 // holds either the old content or the new, never a mix or a truncation. The
 // temporary file (".<name>.dlc-tmp-XXXXXX" next to path) is removed on every
 // error. Errors are dlc::Error (Errc::io) naming the file and the cause.

@@ -45,6 +45,17 @@ TEST(WriteFileAtomic, WritesReplacesAndSetsTheModeLeavingNoTemporaryFile) {
   EXPECT_EQ(names_in(dir.path()), std::vector<std::string>{"report.json"});
 }
 
+TEST(WriteFileAtomic, UserOutputsTakeTheUmaskLikeOpen) {
+  TempDir dir;
+  const mode_t old = ::umask(027);
+  dlc::write_file_atomic(dir / "report.csv", "a,b\n", dlc::kModeFromUmask);
+  ::umask(077);
+  dlc::write_file_atomic(dir / "masked.txt", "x", dlc::kModeFromUmask);
+  ::umask(old);
+  EXPECT_EQ(mode_of(dir / "report.csv"), 0640u);
+  EXPECT_EQ(mode_of(dir / "masked.txt"), 0600u);
+}
+
 TEST(WriteFileAtomic, AMissingDirectoryIsAnErrorUnlessAskedToCreateIt) {
   TempDir dir;
   const fs::path p = dir / "a" / "b" / "cert.json";
