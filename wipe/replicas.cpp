@@ -90,6 +90,21 @@ JobReport wipe_replicas(const fs::path& list, const WipeOptions& opts) {
       doc["replicas"].empty())
     throw Error(Errc::usage, "the replica list has no \"replicas\" array", list.string(), {},
                 "see docs/wipe.md, \"Replica lists\"");
+  // Members dlc reads must have their documented type: a number or an object
+  // where a string belongs is a clear usage error, never a JSON exception.
+  auto strings_only = [&](const json& obj, std::initializer_list<const char*> keys,
+                          const std::string& where) {
+    for (const char* k : keys)
+      if (obj.contains(k) && !obj[k].is_string())
+        throw Error(Errc::usage, std::string("\"") + k + "\" must be a string in " + where,
+                    list.string(), {}, "see docs/wipe.md, \"Replica lists\"");
+  };
+  strings_only(doc, {"dataset", "tenant"}, "the replica list");
+  std::size_t n = 0;
+  for (const auto& r : doc["replicas"]) {
+    ++n;
+    if (r.is_object()) strings_only(r, {"kind", "path", "host", "id"}, "replica " + std::to_string(n));
+  }
   const std::string dataset = doc.value("dataset", "");
   if (dataset.empty())
     throw Error(Errc::usage, "the replica list names no \"dataset\"", list.string(), {},

@@ -94,6 +94,17 @@ TEST(WipeReplicasCli, BadListsAreUsageErrors) {
   EXPECT_EQ(run_dlc({"wipe", "replicas", "--list", (d / "bad.json").string()}, {}, env(home)).exit_code, 2);
   dlc::test::write_file(d / "notjson.json", "replicas:");
   EXPECT_EQ(run_dlc({"wipe", "replicas", "--list", (d / "notjson.json").string()}, {}, env(home)).exit_code, 2);
+  // Members of the wrong type (a fuzzing finding: a JSON exception escaped).
+  for (const char* list :
+       {R"({"dataset": 7, "replicas": [{"kind": "file", "path": "/x"}]})",
+        R"({"dataset": "d", "replicas": [{"kind": "file", "path": ["/x"]}]})",
+        R"({"dataset": "d", "replicas": [{"kind": "file", "path": "/x", "host": 1}]})",
+        R"({"dataset": "d", "tenant": {}, "replicas": [{"kind": "file", "path": "/x"}]})"}) {
+    dlc::test::write_file(d / "typed.json", list);
+    auto r = run_dlc({"wipe", "replicas", "--list", (d / "typed.json").string(), "--yes"}, {}, env(home));
+    EXPECT_EQ(r.exit_code, 2) << list << "\n" << r.err;
+    EXPECT_NE(r.err.find("must be a string"), std::string::npos) << r.err;
+  }
 }
 
 TEST(RecordDestructionCli, IssuesADestroyCertificateThatVerifies) {
