@@ -77,6 +77,42 @@ json target_json(const wipe::TargetReport& t) {
   return j;
 }
 
+// Every member the flow reads must have its documented type (docs/migrate.md,
+// "Tenant exit"): a wrong type is one clear error before anything runs, never a
+// JSON exception or a negative number wrapped to a huge one mid-way.
+void validate_plan_types(const json& plan, const fs::path& path) {
+  auto is_strings = [](const json& v) {
+    return v.is_array() && std::all_of(v.begin(), v.end(), [](const json& x) { return x.is_string(); });
+  };
+  auto check = [&](const json& obj, const std::string& where, std::initializer_list<const char*> strings,
+                   std::initializer_list<const char*> string_lists, std::initializer_list<const char*> bools) {
+    if (!obj.is_object()) bad_plan(path, where + " must be an object");
+    for (const char* k : strings)
+      if (obj.contains(k) && !obj[k].is_string()) bad_plan(path, where + ": \"" + k + "\" must be a string");
+    for (const char* k : string_lists)
+      if (obj.contains(k) && !is_strings(obj[k]))
+        bad_plan(path, where + ": \"" + k + "\" must be a list of strings");
+    for (const char* k : bools)
+      if (obj.contains(k) && !obj[k].is_boolean()) bad_plan(path, where + ": \"" + k + "\" must be true or false");
+  };
+  check(plan, "the plan", {"format", "tenant", "erase_by", "destination", "policy", "dest_region", "attestation_key"},
+        {"approvals"}, {"classify"});
+  if (plan.contains("tls")) check(plan["tls"], "\"tls\"", {"cert", "key", "ca", "ciphersuites"}, {"pins"}, {});
+  if (plan.contains("wipe")) check(plan["wipe"], "\"wipe\"", {"method", "operator", "organisation", "witness"}, {}, {});
+  if (plan.contains("backup") && !plan["backup"].is_null()) {
+    check(plan["backup"], "\"backup\"", {"repo", "key_file", "key_command"}, {}, {});
+    if (!plan["backup"].contains("repo")) bad_plan(path, "\"backup\" needs a \"repo\"");
+  }
+  std::size_t n = 0;
+  for (const auto& d : plan.at("datasets")) {
+    const std::string where = "dataset " + std::to_string(++n);
+    check(d, where, {"name", "path", "replicas"}, {"backups"}, {});
+    if (d.contains("passes") &&
+        !(d["passes"].is_number_unsigned() && d["passes"].get<std::uint64_t>() >= 1 && d["passes"].get<std::uint64_t>() <= 100))
+      bad_plan(path, where + ": \"passes\" must be a whole number from 1 to 100");
+  }
+}
+
 }  // namespace
 
 ExitReport run_exit(const ExitOptions& o) {
@@ -103,6 +139,7 @@ ExitReport run_exit(const ExitOptions& o) {
   } catch (const json::exception& e) {
     bad_plan(o.plan, e.what());
   }
+  validate_plan_types(plan, o.plan);
   if (destination.rfind("dlc://", 0) != 0) destination = resolve(base, destination).string();
   const std::string today = o.today.empty() ? today_utc() : o.today;
   rep.state_dir = dlc_home() / "exit" / (plan_sha.substr(0, 16));

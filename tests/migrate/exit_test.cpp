@@ -3,6 +3,9 @@
 // never wipes what did not verify or changed since.
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <vector>
+
 #include "backup/backup.h"
 #include "core/audit_log.h"
 #include "migrate/migrate.h"
@@ -103,6 +106,37 @@ TEST_F(Exit, ASourceThatChangedAfterVerificationIsNotWiped) {
   EXPECT_EQ(again.outcome, "complete") << again.document.dump(2);
   EXPECT_EQ(read_file(t_.path() / "new/ledger/late.csv"), "written after the migration verified\n");
   EXPECT_FALSE(fs::exists(t_.path() / "data/ledger/late.csv"));
+}
+
+TEST_F(Exit, MembersOfTheWrongTypeAreRefusedBeforeAnythingRuns) {
+  // Fuzz finding: a wrong type threw a JSON exception mid-flow, and a
+  // negative "passes" wrapped to 4294967295.
+  const json good = plan_;
+  const std::vector<std::function<void(json&)>> breakages = {
+      [](json& p) { p["datasets"][0]["passes"] = -1; },
+      [](json& p) { p["datasets"][0]["passes"] = 0; },
+      [](json& p) { p["datasets"][0]["passes"] = 2.5; },
+      [](json& p) { p["datasets"][0]["path"] = 42; },
+      [](json& p) { p["datasets"][0]["backups"] = "old-backup"; },
+      [](json& p) { p["datasets"][0] = "ledger"; },
+      [](json& p) { p["wipe"]["method"] = json::array(); },
+      [](json& p) { p["classify"] = "yes"; },
+      [](json& p) { p["approvals"] = {1, 2}; },
+      [](json& p) { p["tls"] = "none"; },
+      [](json& p) { p["backup"] = {{"key_file", "k"}}; },
+  };
+  for (std::size_t i = 0; i < breakages.size(); ++i) {
+    plan_ = good;
+    breakages[i](plan_);
+    try {
+      run(true);
+      ADD_FAILURE() << "breakage " << i << " was accepted: " << plan_.dump();
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Errc::usage) << i << ": " << e.what();
+    }
+    EXPECT_TRUE(fs::exists(t_.path() / "data/ledger/notes.txt")) << i;
+    EXPECT_FALSE(fs::exists(t_.path() / "new/ledger")) << i;
+  }
 }
 
 }  // namespace
