@@ -546,18 +546,6 @@ class RemoteVolumeClient final : public RemoteVolume {
 
 // ---- The receiver side -------------------------------------------------------------------
 
-bool safe_subpath(const std::string& p) {
-  if (p == ".") return true;
-  if (p.empty() || p[0] == '/') return false;
-  std::size_t pos = 0;
-  for (;;) {
-    const auto slash = p.find('/', pos);
-    const std::string part = p.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
-    if (part.empty() || part == "." || part == "..") return false;
-    if (slash == std::string::npos) return true;
-    pos = slash + 1;
-  }
-}
 
 class Session {
  public:
@@ -769,7 +757,7 @@ class Session {
     if (op == "hello") {
       if (dest_ || vol_) throw Error(Errc::usage, "protocol error: a second hello");
       path_ = h.value("path", std::string("."));
-      if (!safe_subpath(path_))
+      if (!plain_relative_path(path_, true))
         throw Error(Errc::refused, "refusing a destination outside the receiver's root", path_);
       alg_ = crypto::hash_from_name(h.value("hash", std::string("sha256")));
       LocalOptions lo{alg_, o_.threads, h.value("xattrs", true), h.value("sparse", true)};

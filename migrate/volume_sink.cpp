@@ -25,18 +25,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool safe_image_path(const std::string& p) {
-  if (p.empty() || p == "." || p[0] == '/') return false;
-  std::size_t pos = 0;
-  for (;;) {
-    const auto slash = p.find('/', pos);
-    const std::string part = p.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
-    if (part.empty() || part == "." || part == "..") return false;
-    if (slash == std::string::npos) return true;
-    pos = slash + 1;
-  }
-}
-
 std::string resolved(const std::string& p) {
   char buf[PATH_MAX];
   if (!::realpath(p.c_str(), buf)) return {};
@@ -105,7 +93,7 @@ VolumeSink::VolumeSink(const fs::path& root, const std::string& path, crypto::Ha
     device_ = true;
     return;
   }
-  if (!safe_image_path(path))
+  if (!plain_relative_path(path, false))
     throw Error(Errc::refused, "refusing a volume destination outside the receiver's root", path, {},
                 "name an image file below the root (dlc://HOST:PORT/dir/name.img) or an allowed device "
                 "(dlc://HOST:PORT//dev/NAME)");
@@ -366,6 +354,19 @@ void VolumeSink::close() {
   if (image_fd_ >= 0) ::close(image_fd_);
   image_fd_ = -1;
   opened_ = false;
+}
+
+bool plain_relative_path(const std::string& p, bool dot_ok) {
+  if (p == ".") return dot_ok;
+  if (p.empty() || p[0] == '/') return false;
+  std::size_t pos = 0;
+  for (;;) {
+    const auto slash = p.find('/', pos);
+    const std::string part = p.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
+    if (part.empty() || part == "." || part == "..") return false;
+    if (slash == std::string::npos) return true;
+    pos = slash + 1;
+  }
 }
 
 }  // namespace dlc::migrate

@@ -29,6 +29,12 @@
 
 namespace dlc::migrate {
 
+// Whether p is a relative path of plain components: not empty, not absolute,
+// no empty, "." or ".." component (so it cannot leave the directory it is
+// joined to by its spelling; symlinks are the opener's business). A lone "."
+// (the directory itself) is accepted only when dot_ok.
+bool plain_relative_path(const std::string& p, bool dot_ok);
+
 // The outcome of one chunk at the receiver: its hash as re-read from storage,
 // or why it could not be written or re-read.
 struct ChunkResult {
