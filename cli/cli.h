@@ -81,10 +81,6 @@ struct ParseSpec {
 bool parse_command(Context& ctx, const std::string& command, ParseSpec& spec,
                    const std::vector<std::string>& args, po::variables_map& vm);
 
-// The reply of a command whose tool has not been built yet (exit 2).
-int not_available(Context& ctx, const std::vector<std::string>& args, const std::string& command,
-                  const std::string& what, const std::string& issue);
-
 // Progress renderer for a terminal: one line per task, bytes, rate and ETA.
 std::unique_ptr<ProgressSink> make_tty_progress(std::FILE* stream);
 

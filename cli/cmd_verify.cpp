@@ -2,7 +2,7 @@
 // canonical form, NIST SP 800-88 fields, outcome) and renders it as text or a
 // printable HTML page. `backup` (cli/cmd_verify_backup.cpp) and `manifest`,
 // `tree`, `migration` (cli/cmd_verify_tree.cpp) belong to their tools; any
-// other subcommand is not available yet (issues #4/#6).
+// other subcommand is a usage error.
 #include <fstream>
 #include <iostream>
 
@@ -138,7 +138,8 @@ int cmd_verify(Context& ctx, const std::vector<std::string>& args) {
            "  migration --manifest M DST   re-verify a finished migration\n";
     return sub.empty() ? 2 : 0;
   }
-  std::cerr << "dlc verify " << sub << ": not available yet (issue #4/#6)\n";
+  std::cerr << "dlc: unknown verify subcommand " << sub
+            << "; see dlc verify --help (certificate, backup, manifest, tree, migration)\n";
   return 2;
 }
 

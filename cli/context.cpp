@@ -110,21 +110,6 @@ bool parse_command(Context& ctx, const std::string& command, ParseSpec& spec,
   return true;
 }
 
-int not_available(Context& ctx, const std::vector<std::string>& args, const std::string& command,
-                  const std::string& what, const std::string& issue) {
-  (void)ctx;
-  const bool help = std::find(args.begin(), args.end(), "--help") != args.end() ||
-                    std::find(args.begin(), args.end(), "-h") != args.end();
-  const std::string line = "dlc " + command + ": " + what +
-                           " is not available in this build yet (planned in issue " + issue + ")";
-  if (help) {
-    std::cout << "Usage: dlc " << command << " ...\n\n" << line << ".\nExit code 2 until it lands.\n";
-    return 0;
-  }
-  std::cerr << line << '\n';
-  return 2;
-}
-
 std::string human_bytes(std::uint64_t bytes) {
   static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
   double v = static_cast<double>(bytes);

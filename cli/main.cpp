@@ -36,7 +36,7 @@ void print_overview(std::ostream& os, const po::options_description& globals) {
      << "\nExit codes:\n"
         "  0  success\n"
         "  1  check failed: verification found damage or tampering, or findings at/above the fail level\n"
-        "  2  usage error: unknown command or option, bad value, tool not built yet\n"
+        "  2  usage error: unknown command or option, bad value\n"
         "  3  refused by a safety interlock or a policy; nothing was changed\n"
         "  4  I/O or runtime error\n"
         "  5  authentication failed: wrong passphrase or key\n"
