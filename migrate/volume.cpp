@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <optional>
 #include <cstring>
 
 #include "core/audit_log.h"
@@ -99,6 +100,45 @@ verify::Comparison settle(const verify::Manifest& src, const verify::Manifest& d
   return c;
 }
 
+
+// Hands the chunks still to do to several workers, one at a time. A chunk an
+// earlier run proved (the journal has it, same size) is skipped with its
+// recorded hash. Nothing more is handed out after a stop request (thrown as
+// Errc::interrupted) or once a worker failed (err set).
+struct ChunkCursor {
+  struct Chunk {
+    std::uint64_t index, off, len;
+  };
+  std::uint64_t size, nchunks;
+  const std::map<std::string, JournalRecord>& proven;
+  std::vector<std::string>& hashes;
+  std::uint64_t& skipped;
+  std::mutex& mu;
+  const std::exception_ptr& err;
+  std::atomic<std::uint64_t> next{0};
+
+  std::optional<Chunk> take() {
+    for (;;) {
+      if (stop_requested().load()) throw Error(Errc::interrupted, "interrupted");
+      {
+        std::lock_guard<std::mutex> lk(mu);
+        if (err) return std::nullopt;
+      }
+      const std::uint64_t i = next.fetch_add(1);
+      if (i >= nchunks) return std::nullopt;
+      const std::uint64_t off = i * kVolumeChunk;
+      const std::uint64_t len = std::min(kVolumeChunk, size - off);
+      auto j = proven.find(chunk_key(i));
+      if (j != proven.end() && j->second.size == len) {
+        std::lock_guard<std::mutex> lk(mu);
+        hashes[i] = j->second.hash;
+        ++skipped;
+        continue;
+      }
+      return Chunk{i, off, len};
+    }
+  }
+};
 }  // namespace
 
 VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, const std::string& dst,
@@ -134,9 +174,10 @@ VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, con
   const std::map<std::string, JournalRecord> proven = journal.files();
   std::vector<std::string> hashes(nchunks);
   RateLimiter limiter(o.bwlimit);
-  std::atomic<std::uint64_t> next{0}, progress{0};
+  std::atomic<std::uint64_t> progress{0};
   std::mutex mu;
   std::exception_ptr err;
+  ChunkCursor cursor{size, nchunks, proven, hashes, r.chunks_skipped, mu, err};
   const int task = o.progress ? o.progress->begin("migrating " + src, size) : -1;
   auto worker = [&] {
     try {
@@ -150,22 +191,9 @@ VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, con
       io::Engine engine;
       io::AlignedBuffer chunk(kVolumeChunk);
       for (;;) {
-        if (stop_requested().load()) throw Error(Errc::interrupted, "interrupted");
-        {
-          std::lock_guard<std::mutex> lk(mu);
-          if (err) return;
-        }
-        const std::uint64_t i = next.fetch_add(1);
-        if (i >= nchunks) return;
-        const std::uint64_t off = i * kVolumeChunk;
-        const std::uint64_t len = std::min(kVolumeChunk, size - off);
-        auto j = proven.find(chunk_key(i));
-        if (j != proven.end() && j->second.size == len) {
-          std::lock_guard<std::mutex> lk(mu);
-          hashes[i] = j->second.hash;
-          ++r.chunks_skipped;
-          continue;
-        }
+        const auto c = cursor.take();
+        if (!c) return;
+        const std::uint64_t i = c->index, off = c->off, len = c->len;
         const std::uint64_t aligned = len / lbs * lbs;
         crypto::Hasher h(o.alg);
         read_chunk(engine, in, lbs, off, len, chunk);
@@ -249,9 +277,10 @@ VolumeResult migrate_volume_remote(const MigrateOptions& o, const std::string& s
   std::vector<std::string> hashes(nchunks);
   std::map<std::uint64_t, JournalRecord> pending;  // sent, result not back yet
   RateLimiter limiter(o.bwlimit);
-  std::atomic<std::uint64_t> next{0}, progress{0};
+  std::atomic<std::uint64_t> progress{0};
   std::mutex mu;
   std::exception_ptr err;
+  ChunkCursor cursor{size, nchunks, proven, hashes, r.chunks_skipped, mu, err};
   // The receiver's results: a chunk is journalled (verified: its re-read from
   // the receiver's storage matched) only once it is durable there.
   auto collect = [&](const std::vector<ChunkResult>& results) {
@@ -286,22 +315,9 @@ VolumeResult migrate_volume_remote(const MigrateOptions& o, const std::string& s
       io::Engine engine(eo);
       io::AlignedBuffer chunk(kVolumeChunk);
       for (;;) {
-        if (stop_requested().load()) throw Error(Errc::interrupted, "interrupted");
-        {
-          std::lock_guard<std::mutex> lk(mu);
-          if (err) return;
-        }
-        const std::uint64_t i = next.fetch_add(1);
-        if (i >= nchunks) return;
-        const std::uint64_t off = i * kVolumeChunk;
-        const std::uint64_t len = std::min(kVolumeChunk, size - off);
-        auto j = proven.find(chunk_key(i));
-        if (j != proven.end() && j->second.size == len) {
-          std::lock_guard<std::mutex> lk(mu);
-          hashes[i] = j->second.hash;
-          ++r.chunks_skipped;
-          continue;
-        }
+        const auto c = cursor.take();
+        if (!c) return;
+        const std::uint64_t i = c->index, off = c->off, len = c->len;
         read_chunk(engine, in, lbs, off, len, chunk);
         JournalRecord rec;
         rec.hash = crypto::to_hex(crypto::hash(o.alg, crypto::ByteView(chunk.data(), len)));
