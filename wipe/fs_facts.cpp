@@ -37,37 +37,16 @@ const Magic kMagics[] = {
     {0x3153464A, "jfs"},         {0xF15F, "ecryptfs"},    {0x73717368, "squashfs"},
 };
 
-struct MountRow {
-  std::string mountpoint, fstype, source, superopts, devnum;
-};
-
 // The mount holding path: the longest mount point that prefixes its real path.
-MountRow mount_of(const std::string& path, const SysPaths& p) {
+util::MountInfoRow mount_of(const std::string& path, const SysPaths& p) {
   std::error_code ec;
-  std::string real = fs::weakly_canonical(path, ec).string();
-  MountRow best;
-  std::ifstream in(p.mountinfo);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream ss(line);
-    std::vector<std::string> f;
-    for (std::string w; ss >> w;) f.push_back(w);
-    if (f.size() < 7) continue;
-    std::string mp = util::unescape_octal(f[4]);
-    bool prefix = real == mp || mp == "/" ||
-                  (real.size() > mp.size() && real.compare(0, mp.size(), mp) == 0 && real[mp.size()] == '/');
-    if (!prefix || mp.size() < best.mountpoint.size()) continue;
-    std::size_t dash = 6;
-    while (dash < f.size() && f[dash] != "-") ++dash;
-    MountRow m;
-    m.mountpoint = mp;
-    m.devnum = f[2];
-    if (dash + 3 < f.size() + 1 && dash + 2 < f.size()) {
-      m.fstype = f[dash + 1];
-      m.source = util::unescape_octal(f[dash + 2]);
-      if (dash + 3 < f.size()) m.superopts = f[dash + 3];
-    }
-    best = m;
+  const std::string real = fs::weakly_canonical(path, ec).string();
+  util::MountInfoRow best;
+  for (auto& m : util::read_mountinfo(p.mountinfo)) {
+    const std::string& mp = m.mountpoint;
+    const bool prefix = real == mp || mp == "/" ||
+                        (real.size() > mp.size() && real.compare(0, mp.size(), mp) == 0 && real[mp.size()] == '/');
+    if (prefix && mp.size() >= best.mountpoint.size()) best = std::move(m);
   }
   return best;
 }
@@ -144,7 +123,7 @@ FsFacts examine_fs(const std::string& path, int fd, bool check_extents, const Sy
     for (const auto& m : kMagics)
       if (static_cast<unsigned long>(sf.f_type) == m.magic) magic_name = m.name;
   }
-  MountRow m = mount_of(path, paths);
+  util::MountInfoRow m = mount_of(path, paths);
   f.mountpoint = m.mountpoint;
   f.source = m.source;
   f.fstype = !m.fstype.empty() ? m.fstype : magic_name;

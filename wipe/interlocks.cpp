@@ -60,36 +60,6 @@ std::string name_for_path(const SysPaths& p, const std::string& path, bool* is_b
   return block_name_of(::major(d), ::minor(d), p);
 }
 
-struct Mount {
-  std::string devnum;      // "8:1"
-  std::string mountpoint;
-  std::string fstype;
-  std::string source;
-};
-
-std::vector<Mount> read_mounts(const SysPaths& p) {
-  std::vector<Mount> out;
-  std::ifstream in(p.mountinfo);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream ss(line);
-    std::vector<std::string> f;
-    for (std::string w; ss >> w;) f.push_back(w);
-    if (f.size() < 7) continue;
-    Mount m;
-    m.devnum = f[2];
-    m.mountpoint = util::unescape_octal(f[4]);
-    std::size_t dash = 6;
-    while (dash < f.size() && f[dash] != "-") ++dash;
-    if (dash + 2 < f.size()) {
-      m.fstype = f[dash + 1];
-      m.source = util::unescape_octal(f[dash + 2]);
-    }
-    out.push_back(std::move(m));
-  }
-  return out;
-}
-
 bool intersects(const std::set<std::string>& a, const std::set<std::string>& b) {
   for (const auto& x : a)
     if (b.count(x)) return true;
@@ -192,7 +162,7 @@ InterlockReport check_interlocks(const DeviceIdentity& id, const SysPaths& p) {
     return it->second;
   };
 
-  for (const auto& m : read_mounts(p)) {
+  for (const auto& m : util::read_mountinfo(p.mountinfo)) {
     std::string name;
     auto colon = m.devnum.find(':');
     if (colon != std::string::npos) {

@@ -127,4 +127,29 @@ std::string unescape_octal(std::string_view s) {
   return out;
 }
 
+std::vector<MountInfoRow> read_mountinfo(const fs::path& mountinfo) {
+  std::vector<MountInfoRow> out;
+  std::ifstream in(mountinfo);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ss(line);
+    std::vector<std::string> f;
+    for (std::string w; ss >> w;) f.push_back(w);
+    if (f.size() < 7) continue;
+    MountInfoRow m;
+    m.devnum = f[2];
+    m.mountpoint = unescape_octal(f[4]);
+    // Optional fields end at "-"; then fstype, source, super options.
+    std::size_t dash = 6;
+    while (dash < f.size() && f[dash] != "-") ++dash;
+    if (dash + 2 < f.size()) {
+      m.fstype = f[dash + 1];
+      m.source = unescape_octal(f[dash + 2]);
+      if (dash + 3 < f.size()) m.superopts = f[dash + 3];
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
 }  // namespace dlc::wipe::util

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/fs.h"
 #include "core/text.h"
@@ -31,6 +32,17 @@ std::string trim(std::string_view s);
 
 // Parses "64M", "1G", "4096", "512K" (binary units) into bytes; throws Errc::usage.
 std::uint64_t parse_size(std::string_view text, std::string_view option);
+
+// One row of /proc/self/mountinfo (proc(5)); paths unescaped.
+struct MountInfoRow {
+  std::string devnum;      // "8:1"
+  std::string mountpoint;
+  std::string fstype;
+  std::string source;
+  std::string superopts;  // e.g. "rw,data=journal"
+};
+// Every row of a mountinfo file (unreadable: none).
+std::vector<MountInfoRow> read_mountinfo(const std::filesystem::path& mountinfo);
 
 // Decodes the octal escapes (\040, \011, \012, \134) used in /proc/self/mountinfo
 // and /proc/swaps.
