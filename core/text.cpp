@@ -84,6 +84,8 @@ std::int64_t now_unix_ns() noexcept {
 
 std::string now_rfc3339(int fraction_digits) { return rfc3339(now_unix_ns(), fraction_digits); }
 
+std::string today_utc() { return now_rfc3339(0).substr(0, 10); }
+
 std::string host_name() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "unknown";

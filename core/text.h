@@ -22,6 +22,8 @@ std::string printable_utf8(std::string_view s);
 std::string rfc3339(std::int64_t unix_ns, int fraction_digits = 9);
 std::int64_t now_unix_ns() noexcept;
 std::string now_rfc3339(int fraction_digits = 9);
+// Today's UTC date, "2026-11-25" (deadlines and approvals are dates).
+std::string today_utc();
 
 // gethostname(2), or "unknown"; the effective user's name, or its uid.
 std::string host_name();

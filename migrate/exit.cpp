@@ -13,6 +13,7 @@
 #include "core/audit_log.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/text.h"
 #include "migrate/migrate.h"
 #include "wipe/wipe.h"
 
@@ -24,15 +25,6 @@ namespace {
 
 [[noreturn]] void bad_plan(const fs::path& p, const std::string& detail) {
   throw Error(Errc::usage, "invalid exit plan", p.string(), detail, "see docs/migrate.md, \"Tenant exit\"");
-}
-
-std::string today_utc() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
-  return buf;
 }
 
 fs::path resolve(const fs::path& base, const std::string& p) {

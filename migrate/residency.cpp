@@ -14,6 +14,7 @@
 
 #include "classify/classify.h"
 #include "core/error.h"
+#include "core/text.h"
 #include "migrate/migrate.h"
 
 namespace dlc::migrate {
@@ -189,15 +190,6 @@ std::string join(const std::vector<std::string>& v) {
   std::string s;
   for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
   return s.empty() ? "none" : s;
-}
-
-std::string today_utc() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
-  return buf;
 }
 
 struct LabelRecord {

@@ -31,6 +31,8 @@ TEST(Rfc3339, FormatsUtcWithTheRequestedFraction) {
   EXPECT_EQ(dlc::rfc3339(-1), "1969-12-31T23:59:59.999999999Z");
   const std::regex ms(R"(^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$)");
   EXPECT_TRUE(std::regex_match(dlc::now_rfc3339(3), ms)) << dlc::now_rfc3339(3);
+  const std::regex date(R"(^\d{4}-\d{2}-\d{2}$)");
+  EXPECT_TRUE(std::regex_match(dlc::today_utc(), date)) << dlc::today_utc();
 }
 
 TEST(Identity, HostAndUserAreNeverEmpty) {
