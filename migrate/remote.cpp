@@ -33,6 +33,7 @@
 
 #include "core/audit_log.h"
 #include "core/error.h"
+#include "core/io_engine.h"
 #include "core/text.h"
 #include "migrate/remote.h"
 
@@ -189,8 +190,10 @@ class Conn {
     }
   }
 
-  // Reads one frame; false on a clean close before a frame starts.
-  bool recv(json& header, std::string& payload) {
+  // Reads one frame; false on a clean close before a frame starts. The
+  // payload is read into room(n), which returns at least n writable bytes.
+  template <typename Room>
+  bool recv(json& header, Room&& room) {
     flush();
     unsigned char pre[4];
     if (!read_all(pre, 4, true)) return false;
@@ -204,14 +207,19 @@ class Conn {
     std::uint64_t n = 0;
     for (int i = 0; i < 8; ++i) n = (n << 8) | pl[i];
     if (n > kMaxPayload) throw Error(Errc::io, "protocol error from", peer_, "payload too large");
-    payload.resize(n);
-    read_all(payload.data(), n, false);
+    read_all(room(n), n, false);
     try {
       header = json::parse(h);
     } catch (const json::exception&) {
       throw Error(Errc::io, "protocol error from", peer_, "frame header is not JSON");
     }
     return true;
+  }
+  bool recv(json& header, std::string& payload) {
+    return recv(header, [&payload](std::uint64_t n) {
+      payload.resize(n);
+      return payload.data();
+    });
   }
 
  private:
@@ -547,6 +555,59 @@ class RemoteVolumeClient final : public RemoteVolume {
 // ---- The receiver side -------------------------------------------------------------------
 
 
+// Received data frames land in reused buffers: a fresh std::string per frame
+// cost a page-faulting allocation and a zero fill of every byte before TLS
+// overwrote it (about a tenth of the receiver's CPU on the benchmark; measured
+// with perf, receiver CPU 4.4-5.7 s -> 3.95-4.1 s per run). Buffers are
+// 4096-aligned (io::AlignedBuffer), so they also suit O_DIRECT.
+struct Payload {
+  io::AlignedBuffer buf;
+  std::size_t size = 0;
+  crypto::ByteView bytes() const { return {buf.data(), size}; }
+};
+
+class PayloadPool {
+ public:
+  // A buffer of at least n bytes (n = 0 gets none): the smallest free one
+  // that is large enough, else a new one.
+  io::AlignedBuffer take(std::uint64_t n) {
+    if (n == 0) return {};
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      auto best = free_.end();
+      for (auto it = free_.begin(); it != free_.end(); ++it)
+        if (it->size() >= n && (best == free_.end() || it->size() < best->size())) best = it;
+      if (best != free_.end()) {
+        io::AlignedBuffer b = std::move(*best);
+        free_.erase(best);
+        free_bytes_ -= b.size();
+        return b;
+      }
+    }
+    return io::AlignedBuffer(capacity_for(n));
+  }
+  void give(io::AlignedBuffer b) {
+    if (b.size() == 0) return;
+    std::lock_guard<std::mutex> lk(mu_);
+    if (free_bytes_ + b.size() > kMaxFree) return;  // freed here
+    free_bytes_ += b.size();
+    free_.push_back(std::move(b));
+  }
+  // Powers of two from 64 KiB, then whole MiB (few sizes, so buffers fit again).
+  static std::size_t capacity_for(std::uint64_t n) {
+    if (n > (64ull << 20)) return static_cast<std::size_t>((n + (1u << 20) - 1) & ~std::uint64_t((1u << 20) - 1));
+    std::size_t cap = 64u << 10;
+    while (cap < n) cap <<= 1;
+    return cap;
+  }
+
+ private:
+  static constexpr std::size_t kMaxFree = 128u << 20;
+  std::mutex mu_;
+  std::vector<io::AlignedBuffer> free_;
+  std::size_t free_bytes_ = 0;
+};
+
 class Session {
  public:
   Session(Conn& c, const ReceiverOptions& o, const std::string& own_cert_fp) : c_(c), o_(o), own_fp_(own_cert_fp) {}
@@ -555,15 +616,23 @@ class Session {
 
   void run() {
     json h;
-    std::string payload;
+    Payload payload;
     start_lanes();
-    while (c_.recv(h, payload)) {
+    auto room = [&](std::uint64_t n) {
+      if (payload.buf.size() < n) {
+        pool_.give(std::move(payload.buf));
+        payload.buf = pool_.take(n);
+      }
+      payload.size = static_cast<std::size_t>(n);
+      return payload.buf.data();
+    };
+    while (c_.recv(h, room)) {
       std::string op = h.value("op", std::string());
       if (op == "fbegin" || op == "fdata" || op == "fend" || op == "vdata") {
         // Checked and written by a lane per slot (order within a file is kept),
         // so decrypting the next frames overlaps hashing and writing this one.
         dispatch(Task{std::move(op), std::move(h), std::move(payload)});
-        payload = std::string();
+        payload = Payload();
         continue;
       }
       // A non-waiting volume results request is answered at once: the lanes
@@ -580,7 +649,7 @@ class Session {
             throw Error(error_code_, e);
           }
         }
-        reply = request(op, h, payload, out);
+        reply = request(op, h, payload.bytes(), out);
       } catch (const Error& e) {
         reply = {{"ok", false}, {"error", std::string(e.what())}, {"code", exit_code(e.code())}};
       } catch (const std::exception& e) {
@@ -613,7 +682,7 @@ class Session {
   struct Task {
     std::string op;
     json h;
-    std::string payload;
+    Payload payload;
   };
   struct Lane {
     std::deque<Task> q;
@@ -623,7 +692,7 @@ class Session {
 
   void start_lanes() {
     const unsigned n = std::max(2u, std::thread::hardware_concurrency());
-    lanes_.resize(n);
+    lanes_ = std::vector<Lane>(n);
     for (unsigned i = 0; i < n; ++i) lane_threads_.emplace_back([this, i] { lane_loop(i); });
   }
   void stop_lanes() {
@@ -639,7 +708,7 @@ class Session {
     const std::size_t lane = t.h.value("slot", 0u) % lanes_.size();
     std::unique_lock<std::mutex> lk(lane_mu_);
     room_cv_.wait(lk, [&] { return queued_ < kMaxQueued; });
-    queued_ += t.payload.size();
+    queued_ += t.payload.buf.size();
     lanes_[lane].q.push_back(std::move(t));
     lane_cv_.notify_all();
   }
@@ -667,7 +736,7 @@ class Session {
       }
       if (!failed) {
         try {
-          one_way(i, t.op, t.h, t.payload);
+          one_way(i, t.op, t.h, t.payload.bytes());
         } catch (const Error& e) {
           std::lock_guard<std::mutex> lk(err_mu_);
           if (error_.empty()) {
@@ -684,16 +753,16 @@ class Session {
       }
       {
         std::lock_guard<std::mutex> lk(lane_mu_);
-        queued_ -= t.payload.size();
+        queued_ -= t.payload.buf.size();
         lanes_[i].busy = false;
       }
+      pool_.give(std::move(t.payload.buf));
       room_cv_.notify_all();
     }
   }
 
-  void one_way(unsigned lane, const std::string& op, const json& h, const std::string& payload) {
+  void one_way(unsigned lane, const std::string& op, const json& h, crypto::ByteView data) {
     if (op == "vdata") {
-      const crypto::ByteView data = crypto::as_bytes(payload);
       vol().write_chunk(lane, h.at("index").get<std::uint64_t>(), h.at("offset").get<std::uint64_t>(), data,
                         h.value("h", std::string()));
       bytes_.fetch_add(data.size());
@@ -703,7 +772,6 @@ class Session {
     if (op == "fbegin") {
       dest().file_begin(slot, verify::entry_from_json(h.at("entry")));
     } else if (op == "fdata") {
-      const crypto::ByteView data = crypto::as_bytes(payload);
       if (crypto::to_hex(crypto::hash(alg_, data)) != h.value("h", std::string()))
         throw Error(Errc::check_failed, "a chunk arrived damaged", c_.peer(),
                     "its hash does not match (offset " + std::to_string(h.value("offset", 0ull)) + ")");
@@ -714,7 +782,7 @@ class Session {
     }
   }
 
-  json request(const std::string& op, const json& h, const std::string& payload, std::string& out) {
+  json request(const std::string& op, const json& h, crypto::ByteView payload, std::string& out) {
     if (op == "hello" && h.value("kind", std::string("tree")) == "volume") {
       if (dest_ || vol_) throw Error(Errc::usage, "protocol error: a second hello");
       kind_ = "volume";
@@ -852,6 +920,7 @@ class Session {
   std::vector<std::thread> lane_threads_;
   std::uint64_t queued_ = 0;
   bool stopping_ = false;
+  PayloadPool pool_;
 };
 
 int listen_tcp(const std::string& spec, std::uint16_t* bound) {
