@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,8 +57,11 @@ class Destination {
   // Renames every file ended since the last commit into place and makes it
   // durable; with reread, queues them to be re-read from storage and hashed.
   virtual void commit(bool reread) = 0;
-  // Re-read results so far (wait: all of them).
-  virtual std::vector<Committed> results(bool wait) = 0;
+  // Hands the re-read results so far to take (wait: all of them). When the
+  // destination has failed, the results it still has are handed over first
+  // and the failure is thrown after: what was verified stays known as such.
+  using TakeResults = std::function<void(const std::vector<Committed>&)>;
+  virtual void results(bool wait, const TakeResults& take) = 0;
   // The destination manifest, content read from storage (files re-read in
   // this session and unchanged since are not read again).
   virtual verify::Manifest scan() = 0;

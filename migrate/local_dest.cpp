@@ -363,14 +363,20 @@ class LocalDestination final : public Destination {
     cv_.notify_all();
   }
 
-  std::vector<Committed> results(bool wait) override {
-    std::unique_lock<std::mutex> lk(mu_);
-    if (wait)
-      idle_cv_.wait(lk, [&] { return (batches_.empty() && !committing_ && queue_.empty() && busy_ == 0) || !commit_error_.empty(); });
-    if (!commit_error_.empty()) throw Error(commit_code_, commit_error_);
+  void results(bool wait, const TakeResults& take) override {
     std::vector<Committed> out;
-    out.swap(done_);
-    return out;
+    std::string error;
+    Errc code = Errc::io;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      if (wait)
+        idle_cv_.wait(lk, [&] { return (batches_.empty() && !committing_ && queue_.empty() && busy_ == 0) || !commit_error_.empty(); });
+      out.swap(done_);
+      error = commit_error_;
+      code = commit_code_;
+    }
+    take(out);
+    if (!error.empty()) throw Error(code, error);
   }
 
   nlohmann::json profile() override {

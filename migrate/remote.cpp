@@ -355,8 +355,8 @@ class Link {
     json r;
     std::string p;
     if (!conn_->recv(r, p)) throw Error(Errc::io, "the receiver closed the connection", conn_->peer());
+    if (reply_payload) *reply_payload = std::move(p);  // an error reply may carry one too
     check_reply(r, conn_->peer());
-    if (reply_payload) *reply_payload = std::move(p);
     return r;
   }
   // A one-way frame (a failure comes back with the next request's reply).
@@ -473,13 +473,20 @@ class RemoteDestination final : public Destination {
     link_.send({{"op", "fend"}, {"slot", slot}, {"entry", verify::to_json(e)}});
   }
   void commit(bool reread) override { link_.call({{"op", "commit"}, {"reread", reread}}); }
-  std::vector<Committed> results(bool wait) override {
+  void results(bool wait, const TakeResults& take) override {
     std::string payload;
-    link_.call({{"op", "results"}, {"wait", wait}}, {}, &payload);
+    std::exception_ptr failed;
+    try {
+      link_.call({{"op", "results"}, {"wait", wait}}, {}, &payload);
+    } catch (const Error&) {
+      failed = std::current_exception();  // the receiver's error reply still lists what it finished
+    }
     std::vector<Committed> out;
-    for (const auto& c : link_.parse(payload))
-      out.push_back({verify::get_bytes(c, "path"), c.value("hash", std::string()), c.value("error", std::string())});
-    return out;
+    if (!payload.empty() || !failed)
+      for (const auto& c : link_.parse(payload))
+        out.push_back({verify::get_bytes(c, "path"), c.value("hash", std::string()), c.value("error", std::string())});
+    take(out);
+    if (failed) std::rethrow_exception(failed);
   }
   verify::Manifest scan() override {
     std::string payload;
@@ -527,18 +534,25 @@ class RemoteVolumeClient final : public RemoteVolume {
   void send_chunk(std::uint64_t index, std::uint64_t offset, crypto::ByteView data, const std::string& hash) override {
     link_.send({{"op", "vdata"}, {"slot", index}, {"index", index}, {"offset", offset}, {"h", hash}}, data);
   }
-  std::vector<ChunkResult> results(bool wait) override {
+  void results(bool wait, const TakeResults& take) override {
     std::string payload;
-    link_.call({{"op", "vresults"}, {"wait", wait}}, {}, &payload);
-    std::vector<ChunkResult> out;
-    for (const auto& c : link_.parse(payload)) {
-      ChunkResult r;
-      r.index = c.value("index", std::uint64_t{0});
-      r.hash = c.value("hash", std::string());
-      r.error = c.value("error", std::string());
-      out.push_back(std::move(r));
+    std::exception_ptr failed;
+    try {
+      link_.call({{"op", "vresults"}, {"wait", wait}}, {}, &payload);
+    } catch (const Error&) {
+      failed = std::current_exception();  // the receiver's error reply still lists what it finished
     }
-    return out;
+    std::vector<ChunkResult> out;
+    if (!payload.empty() || !failed)
+      for (const auto& c : link_.parse(payload)) {
+        ChunkResult r;
+        r.index = c.value("index", std::uint64_t{0});
+        r.hash = c.value("hash", std::string());
+        r.error = c.value("error", std::string());
+        out.push_back(std::move(r));
+      }
+    take(out);
+    if (failed) std::rethrow_exception(failed);
   }
   verify::Manifest scan() override {
     std::string payload;
@@ -641,13 +655,27 @@ class Session {
       json reply;
       std::string out;
       try {
+        std::string failure;
+        Errc failure_code = Errc::io;
         {
           std::lock_guard<std::mutex> lk(err_mu_);
-          if (!error_.empty()) {
-            const std::string e = error_;
-            error_.clear();
-            throw Error(error_code_, e);
+          failure.swap(error_);
+          failure_code = error_code_;
+        }
+        if (!failure.empty()) {
+          if (op == "results" || op == "vresults") {
+            // What the lanes finished before the failure goes back with it,
+            // so that the sender journals those as verified.
+            drain();
+            json now = h;
+            now["wait"] = false;
+            try {
+              request(op, now, payload.bytes(), out);
+            } catch (const std::exception&) {
+              out.clear();
+            }
           }
+          throw Error(failure_code, failure);
         }
         reply = request(op, h, payload.bytes(), out);
       } catch (const Error& e) {
@@ -886,10 +914,17 @@ class Session {
     }
     if (op == "results") {
       json a = json::array();
-      for (const auto& c : dest().results(h.value("wait", false))) {
-        json j = {{"hash", c.hash}, {"error", c.error}};
-        verify::put_bytes(j, "path", c.path);
-        a.push_back(std::move(j));
+      try {
+        dest().results(h.value("wait", false), [&a](const std::vector<Committed>& done) {
+          for (const auto& c : done) {
+            json j = {{"hash", c.hash}, {"error", c.error}};
+            verify::put_bytes(j, "path", c.path);
+            a.push_back(std::move(j));
+          }
+        });
+      } catch (...) {
+        out = a.dump();  // sent with the error reply: these files did verify
+        throw;
       }
       out = a.dump();
       return reply_ok();

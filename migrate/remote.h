@@ -18,7 +18,7 @@ std::unique_ptr<Destination> make_remote_destination(const Endpoint& ep, const M
 // A volume (image below the receiver's root, or a device it allows) at a
 // remote receiver. Chunks are one-way frames carrying their hash; the
 // receiver checks it, writes, syncs, re-reads from storage and hashes again,
-// and results() returns those re-read hashes.
+// and results() hands over those re-read hashes.
 struct RemoteVolumeInfo {
   std::string target;       // the receiver's absolute path of the image or device
   bool device = false;
@@ -38,8 +38,11 @@ class RemoteVolume {
   virtual void open(std::uint64_t size, std::uint64_t chunk_size) = 0;
   virtual void send_chunk(std::uint64_t index, std::uint64_t offset, crypto::ByteView data,
                           const std::string& hash_hex) = 0;
-  // Results since the last call; wait: after every chunk sent so far is done.
-  virtual std::vector<ChunkResult> results(bool wait) = 0;
+  // Hands the results since the last call to take; wait: after every chunk
+  // sent so far is done. When the receiver reports a failure, the results it
+  // had are handed over before the failure is thrown.
+  using TakeResults = std::function<void(const std::vector<ChunkResult>&)>;
+  virtual void results(bool wait, const TakeResults& take) = 0;
   // The destination volume manifest, built by the receiver from storage.
   virtual verify::Manifest scan() = 0;
   virtual void close() = 0;

@@ -381,7 +381,7 @@ class TreeMigrator {
   void commit(bool wait) {
     std::lock_guard<std::mutex> ck(commit_mu_);
     dest_.commit(o_.verify);
-    collect(dest_.results(wait));
+    dest_.results(wait, [this](const std::vector<Committed>& c) { collect(c); });
     committed_ += 1;
     if (o_.after_commit) o_.after_commit(r_.files_sent);
   }

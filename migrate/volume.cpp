@@ -338,7 +338,7 @@ VolumeResult migrate_volume_remote(const MigrateOptions& o, const std::string& s
           r.bytes_sent += len;
         }
         if (o.progress) o.progress->update(task, progress.fetch_add(len) + len);
-        collect(dst.results(false));
+        dst.results(false, collect);
       }
     } catch (...) {
       std::lock_guard<std::mutex> lk(mu);
@@ -353,7 +353,7 @@ VolumeResult migrate_volume_remote(const MigrateOptions& o, const std::string& s
   for (auto& t : pool) t.join();
   if (!err) {
     try {
-      collect(dst.results(true));
+      dst.results(true, collect);
       if (!pending.empty())
         throw Error(Errc::io, "the receiver did not report every chunk", dst.info().target,
                     std::to_string(pending.size()) + " chunk(s) missing", "run the same command again to resume");
