@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -43,6 +44,23 @@ class ProgressSink {
 };
 // A sink that does nothing (non-TTY, --json, --quiet, tests).
 ProgressSink& null_progress();
+
+// ---- Profiles -------------------------------------------------------------------
+// A monotonic lap timer for where-the-time-went profiles: lap() returns the
+// nanoseconds since construction or the previous lap, and starts the next.
+class Stopwatch {
+ public:
+  Stopwatch() : last_(std::chrono::steady_clock::now()) {}
+  std::uint64_t lap() {
+    const auto now = std::chrono::steady_clock::now();
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - last_).count();
+    last_ = now;
+    return static_cast<std::uint64_t>(ns);
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_;
+};
 
 // ---- Stop requests --------------------------------------------------------------
 // Set by the CLI's SIGINT/SIGTERM handler; long loops poll it and throw

@@ -64,6 +64,7 @@ struct VolumeResult {
   std::optional<verify::Comparison> comparison;
   std::uint64_t chunks_sent = 0, bytes_sent = 0, chunks_skipped = 0;
   std::vector<verify::Difference> copy_failures;  // chunks whose re-read at the receiver differed
+  nlohmann::json profile;                         // thread-ms per phase, wall ms of copy and check
 };
 VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, const std::string& dst,
                             Journal& journal);

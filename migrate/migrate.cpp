@@ -455,6 +455,7 @@ MigrateReport run_migrate(const MigrateOptions& o) {
       rep.files_skipped = vr.chunks_skipped;
       rep.bytes_sent = vr.bytes_sent;
       rep.passes_run = 1;
+      rep.profile = std::move(vr.profile);
       source_m = std::move(vr.source);
       dest_m = std::move(vr.dest);
       cmp = std::move(vr.comparison);

@@ -384,6 +384,16 @@ class Link {
     const double s = std::chrono::duration<double>(clock::now() - t0).count();
     return {s > 0 ? static_cast<double>(2 * blob.size()) / s : 0, rtt};
   }
+  // Where the receiver's time went; {} from a receiver that does not know
+  // the request (an older dlc answers it as a usage error).
+  json receiver_profile() {
+    try {
+      return call({{"op", "profile"}}).value("profile", json::object());
+    } catch (const Error& e) {
+      if (e.code() != Errc::usage) throw;
+      return json::object();
+    }
+  }
   void bye() {
     if (closed_) return;
     closed_ = true;
@@ -493,6 +503,7 @@ class RemoteDestination final : public Destination {
     link_.call({{"op", "scan"}}, {}, &payload);
     return verify::manifest_from_json(link_.parse(payload));
   }
+  nlohmann::json profile() override { return nlohmann::json{{"receiver", link_.receiver_profile()}}; }
   void close() override { link_.bye(); }
 
  private:
@@ -554,6 +565,7 @@ class RemoteVolumeClient final : public RemoteVolume {
     take(out);
     if (failed) std::rethrow_exception(failed);
   }
+  nlohmann::json profile() override { return link_.receiver_profile(); }
   verify::Manifest scan() override {
     std::string payload;
     link_.call({{"op", "vscan"}}, {}, &payload);
@@ -932,6 +944,9 @@ class Session {
     if (op == "scan") {
       out = verify::to_json(dest().scan()).dump();
       return reply_ok();
+    }
+    if (op == "profile") {  // the lanes were drained before this request
+      return reply_ok({{"profile", vol_ ? vol_->profile() : dest_ ? dest_->profile() : json::object()}});
     }
     if (op == "bye") return reply_ok();
     throw Error(Errc::usage, "unknown request", op);

@@ -45,6 +45,8 @@ class RemoteVolume {
   virtual void results(bool wait, const TakeResults& take) = 0;
   // The destination volume manifest, built by the receiver from storage.
   virtual verify::Manifest scan() = 0;
+  // Where the receiver's time went (thread-ms per phase); {} when it does not say.
+  virtual nlohmann::json profile() { return nlohmann::json::object(); }
   virtual void close() = 0;
 };
 

@@ -16,6 +16,7 @@
 #include "core/audit_log.h"
 #include "core/error.h"
 #include "core/io_engine.h"
+#include "core/runtime.h"
 #include "core/text.h"
 #include "migrate/engine.h"
 #include "migrate/remote.h"
@@ -178,6 +179,8 @@ VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, con
   std::mutex mu;
   std::exception_ptr err;
   ChunkCursor cursor{size, nchunks, proven, hashes, r.chunks_skipped, mu, err};
+  std::atomic<std::uint64_t> read_ns{0}, hash_ns{0}, write_ns{0}, sync_ns{0};
+  Stopwatch wall;
   const int task = o.progress ? o.progress->begin("migrating " + src, size) : -1;
   auto worker = [&] {
     try {
@@ -196,9 +199,13 @@ VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, con
         const std::uint64_t i = c->index, off = c->off, len = c->len;
         const std::uint64_t aligned = len / lbs * lbs;
         crypto::Hasher h(o.alg);
+        Stopwatch sw;
         read_chunk(engine, in, lbs, off, len, chunk);
+        read_ns += sw.lap();
         h.update(crypto::ByteView(chunk.data(), len));
+        hash_ns += sw.lap();
         limiter.take(len);
+        sw.lap();
         if (aligned) {
           io::Extent ext{off, aligned};
           engine.write(out, std::span<const io::Extent>(&ext, 1),
@@ -215,7 +222,9 @@ VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, con
           ::close(fd);
           if (w != static_cast<ssize_t>(len - aligned) || !synced) throw_errno("cannot write", dst, werr);
         }
+        write_ns += sw.lap();
         out.sync();
+        sync_ns += sw.lap();
         JournalRecord rec;
         rec.hash = crypto::to_hex(h.final());
         rec.size = len;
@@ -240,6 +249,9 @@ VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, con
   for (auto& t : pool) t.join();
   if (o.progress) o.progress->end(task, !err);
   if (err) std::rethrow_exception(err);
+  r.profile = {{"source_read_ms", read_ns / 1000000}, {"source_hash_ms", hash_ns / 1000000},
+               {"write_ms", write_ns / 1000000},     {"sync_ms", sync_ns / 1000000},
+               {"copy_wall_ms", wall.lap() / 1000000}};
 
   r.source = source_manifest(o, src, probe.direct(), size, hashes);
   const verify::Manifest& m = r.source;
@@ -260,6 +272,7 @@ VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, con
     // Chunks that did not verify are sent again by the next run.
     r.comparison = settle(m, *r.dest, journal, size);
   }
+  r.profile["verify_wall_ms"] = wall.lap() / 1000000;
   return r;
 }
 
@@ -281,6 +294,8 @@ VolumeResult migrate_volume_remote(const MigrateOptions& o, const std::string& s
   std::mutex mu;
   std::exception_ptr err;
   ChunkCursor cursor{size, nchunks, proven, hashes, r.chunks_skipped, mu, err};
+  std::atomic<std::uint64_t> read_ns{0}, hash_ns{0}, send_ns{0};
+  Stopwatch wall;
   // The receiver's results: a chunk is journalled (verified: its re-read from
   // the receiver's storage matched) only once it is durable there.
   auto collect = [&](const std::vector<ChunkResult>& results) {
@@ -318,9 +333,12 @@ VolumeResult migrate_volume_remote(const MigrateOptions& o, const std::string& s
         const auto c = cursor.take();
         if (!c) return;
         const std::uint64_t i = c->index, off = c->off, len = c->len;
+        Stopwatch sw;
         read_chunk(engine, in, lbs, off, len, chunk);
+        read_ns += sw.lap();
         JournalRecord rec;
         rec.hash = crypto::to_hex(crypto::hash(o.alg, crypto::ByteView(chunk.data(), len)));
+        hash_ns += sw.lap();
         rec.size = len;
         limiter.take(len);
         if (o.tamper_in_transit) o.tamper_in_transit(off, std::span<std::uint8_t>(chunk.data(), len));
@@ -331,7 +349,9 @@ VolumeResult migrate_volume_remote(const MigrateOptions& o, const std::string& s
         }
         // The frame carries the hash computed while reading: the receiver
         // checks it before writing (integrity in transit, on top of TLS).
+        sw.lap();
         dst.send_chunk(i, off, crypto::ByteView(chunk.data(), len), rec.hash);
+        send_ns += sw.lap();
         {
           std::lock_guard<std::mutex> lk(mu);
           ++r.chunks_sent;
@@ -363,6 +383,10 @@ VolumeResult migrate_volume_remote(const MigrateOptions& o, const std::string& s
   }
   if (o.progress) o.progress->end(task, !err);
   if (err) std::rethrow_exception(err);
+  // The sender's phases, and the receiver's (checked, written, synced, re-read there).
+  r.profile = {{"source_read_ms", read_ns / 1000000}, {"source_hash_ms", hash_ns / 1000000},
+               {"send_ms", send_ns / 1000000},        {"copy_wall_ms", wall.lap() / 1000000}};
+  r.profile["receiver"] = dst.profile();
 
   r.source = source_manifest(o, src, probe.direct(), size, hashes);
   if (o.verify) {
@@ -376,6 +400,7 @@ VolumeResult migrate_volume_remote(const MigrateOptions& o, const std::string& s
         r.comparison->differences.push_back(f);
     r.comparison->ok = r.comparison->differences.empty();
   }
+  r.profile["verify_wall_ms"] = wall.lap() / 1000000;
   return r;
 }
 

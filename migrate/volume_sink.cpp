@@ -17,6 +17,7 @@
 
 #include "core/audit_log.h"
 #include "core/error.h"
+#include "core/runtime.h"
 #include "core/text.h"
 
 namespace dlc::migrate {
@@ -260,12 +261,16 @@ void VolumeSink::write_chunk(unsigned lane_index, std::uint64_t index, std::uint
                 "chunk " + std::to_string(index) + " at offset " + std::to_string(offset) + ", " +
                     std::to_string(data.size()) + " bytes");
   // Integrity in transit (9.2b): nothing damaged is written.
-  if (crypto::to_hex(crypto::hash(alg_, data)) != hash_hex)
+  Stopwatch sw;
+  const bool intact = crypto::to_hex(crypto::hash(alg_, data)) == hash_hex;
+  check_ns_.fetch_add(sw.lap(), std::memory_order_relaxed);
+  if (!intact)
     throw Error(Errc::check_failed, "a chunk arrived damaged", target_,
                 "chunk " + std::to_string(index) + " at offset " + std::to_string(offset) +
                     ": its hash does not match what the sender computed",
                 "run the same command again: verified chunks are kept, this one is sent again");
   Lane& l = lane(lane_index);
+  sw.lap();
   const std::uint64_t len = data.size();
   const std::uint64_t aligned = len / l.lbs * l.lbs;
   if (aligned) {
@@ -283,12 +288,21 @@ void VolumeSink::write_chunk(unsigned lane_index, std::uint64_t index, std::uint
       done += static_cast<std::uint64_t>(w);
     }
   }
+  write_ns_.fetch_add(sw.lap(), std::memory_order_relaxed);
   l.file.sync();  // fdatasync: the chunk (and the tail's pages: same inode) is on stable storage
+  sync_ns_.fetch_add(sw.lap(), std::memory_order_relaxed);
   ChunkResult r;
   r.index = index;
   r.hash = reread(l, offset, len);
+  reread_ns_.fetch_add(sw.lap(), std::memory_order_relaxed);
   std::lock_guard<std::mutex> lk(mu_);
   done_.push_back(std::move(r));
+}
+
+nlohmann::json VolumeSink::profile() const {
+  auto ms = [](const std::atomic<std::uint64_t>& ns) { return ns.load() / 1000000; };
+  return {{"check_hash_ms", ms(check_ns_)}, {"write_ms", ms(write_ns_)}, {"sync_ms", ms(sync_ns_)},
+          {"reread_ms", ms(reread_ns_)}};
 }
 
 std::vector<ChunkResult> VolumeSink::take_results() {

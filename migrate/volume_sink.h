@@ -14,6 +14,7 @@
 // chunk from storage again, like `dlc verify migration` does later.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -71,6 +72,9 @@ class VolumeSink {
   std::vector<ChunkResult> take_results();
   // The destination volume manifest (size = the size given to open()).
   verify::Manifest scan(unsigned threads);
+  // Thread-milliseconds per phase so far: check_hash_ms (the hash checked
+  // before writing), write_ms, sync_ms, reread_ms (read back and hashed).
+  nlohmann::json profile() const;
   void close();
 
  private:
@@ -93,6 +97,7 @@ class VolumeSink {
   mutable std::mutex mu_;
   std::vector<std::unique_ptr<Lane>> lanes_;
   std::vector<ChunkResult> done_;
+  std::atomic<std::uint64_t> check_ns_{0}, write_ns_{0}, sync_ns_{0}, reread_ns_{0};
 };
 
 }  // namespace dlc::migrate

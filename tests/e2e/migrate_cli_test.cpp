@@ -430,6 +430,10 @@ TEST_F(RemoteMigrate, MutualTlsMigrationVerifiesAndAttestsTheRegion) {
   EXPECT_EQ(read_file(root_ / "t42/dir/data.bin"), read_file(src / "dir/data.bin"));
   EXPECT_EQ(lstat_of(root_ / "t42/plain.txt").st_ino, lstat_of(root_ / "t42/dir/hard.txt").st_ino);
   EXPECT_EQ(fs::read_symlink(root_ / "t42/dir/link"), "../plain.txt");
+  // The receiver says where its time went, and that it re-read every byte sent.
+  const json& recv_prof = rep["transfer"]["profile"]["receiver"];
+  EXPECT_EQ(recv_prof["reread_bytes"], rep["transfer"]["bytes_sent"]) << rep["transfer"].dump();
+  EXPECT_TRUE(recv_prof["write_ms"].is_number_unsigned()) << recv_prof.dump();
 
   // Re-running sends nothing; a wrong pin is refused before anything is sent.
   RunResult again = dlc(a);

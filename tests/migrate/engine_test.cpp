@@ -206,6 +206,10 @@ TEST_F(Engine, ImageToImageVerifiesAndResumesByChunk) {
   EXPECT_EQ(r.outcome, "verified");
   EXPECT_EQ(r.files_sent, 3u);
   EXPECT_EQ(read_file(out), read_file(img));
+  // Where the time went, per phase (a volume's profile used to be empty).
+  const auto& prof = r.document["transfer"]["profile"];
+  for (const char* k : {"source_read_ms", "source_hash_ms", "write_ms", "sync_ms", "copy_wall_ms", "verify_wall_ms"})
+    EXPECT_TRUE(prof.contains(k) && prof[k].is_number_unsigned()) << k << ": " << prof.dump();
   const auto again = migrate::run_migrate(o);
   EXPECT_EQ(again.outcome, "verified");
   EXPECT_EQ(again.files_sent, 0u);

@@ -132,6 +132,11 @@ TEST_F(RemoteVolume, AChunkDamagedInTransitIsNeverWrittenAndIsSentAgain) {
   EXPECT_EQ(r.source_root, r.dest_root);
   EXPECT_EQ(read_file(root_ / "vols/a.img"), data);
   EXPECT_EQ(r.document["transfer"]["unit"], "chunk");
+  // The sender's phases and the receiver's (which did the checking, writing and re-reading).
+  const auto& prof = r.document["transfer"]["profile"];
+  EXPECT_TRUE(prof["source_read_ms"].is_number_unsigned()) << prof.dump();
+  for (const char* k : {"check_hash_ms", "write_ms", "sync_ms", "reread_ms"})
+    EXPECT_TRUE(prof["receiver"].contains(k)) << k << ": " << prof.dump();
   EXPECT_EQ(r.document["destination"]["path"], url);
   EXPECT_EQ(r.document["destination"]["region"], "cn-north-1");
   EXPECT_TRUE(r.document["destination"]["attestation"].is_object());
