@@ -394,9 +394,11 @@ class RemoteMigrate : public MigrateCli {
     }
   }
   // Starts a receiver; returns its port.
-  int start_receiver(const std::string& listen = "127.0.0.1:0", const std::string& extra = "") {
+  // wrapper: a program the receiver runs under (without_io_uring).
+  int start_receiver(const std::string& listen = "127.0.0.1:0", const std::string& extra = "",
+                     const std::string& wrapper = "") {
     const fs::path port = tmp_ / ("port" + std::to_string(++n_));
-    const std::string cmd = "DLC_HOME=" + (tmp_ / "rhome").string() + " " + DLC_BINARY +
+    const std::string cmd = "DLC_HOME=" + (tmp_ / "rhome").string() + " " + wrapper + " " + DLC_BINARY +
                             " migrate receive --listen " + listen + " --root " + root_.string() +
                             " --region cn-north-1 --site bj-1 --tls-cert " + (pki_ / "server.pem").string() +
                             " --tls-key " + (pki_ / "server.key").string() + " --tls-ca " + (pki_ / "ca.pem").string() +
@@ -599,6 +601,38 @@ TEST_F(RemoteMigrate, AVolumeImageResumesAfterTheReceiverIsKilledAndAFlippedByte
   EXPECT_EQ(read_file(root_ / "vols/t9/disk.img"), data);
   later = dlc({"verify", "migration", "--manifest", manifest, (root_ / "vols/t9/disk.img").string()});
   EXPECT_EQ(later.exit_code, 0) << later.out << later.err;
+}
+
+// Where io_uring is refused (a container runtime's seccomp profile,
+// kernel.io_uring_disabled), both ends fall back: the io engine to
+// pread/pwrite, the receiver's durable batches to syncing threads.
+TEST_F(RemoteMigrate, WithoutIoUringBothEndsFallBackAndATreeAndAVolumeVerify) {
+  const fs::path src = tmp_ / "src";
+  make_tree(src);
+  const fs::path img = tmp_ / "disk.img";
+  const std::string data = random_bytes((1u << 25) + 4096 + 77, 5);  // two chunks, the last with an unaligned tail
+  write_file(img, data);
+  const int port = start_receiver("127.0.0.1:0", "", DLC_WITHOUT_IO_URING);
+  const std::string base = "dlc://127.0.0.1:" + std::to_string(port);
+  auto migrate = [&](const std::string& from, const std::string& to) {
+    std::string cmd = "DLC_HOME=" + (tmp_ / "home").string() + " " + DLC_WITHOUT_IO_URING + " " + DLC_BINARY +
+                      " --json migrate " + from + " " + to + " --verify";
+    for (const auto& c : client("client")) cmd += " " + c;
+    return run_shell(cmd);
+  };
+  RunResult tree = migrate(src.string(), base + "/t");
+  ASSERT_EQ(tree.exit_code, 0) << tree.err << read_file(tmp_ / "recv.log");
+  EXPECT_EQ(report_json(tree)["outcome"], "verified");
+  EXPECT_EQ(read_file(root_ / "t/dir/data.bin"), read_file(src / "dir/data.bin"));
+  RunResult vol = migrate(img.string(), base + "/v/disk.img");
+  ASSERT_EQ(vol.exit_code, 0) << vol.err << read_file(tmp_ / "recv.log");
+  const json rep = report_json(vol);
+  EXPECT_EQ(rep["outcome"], "verified");
+  EXPECT_EQ(rep["source"]["merkle_root"], rep["destination"]["merkle_root"]);
+  EXPECT_EQ(read_file(root_ / "v/disk.img"), data);
+  // Both ends really ran without io_uring, and said so.
+  EXPECT_NE(vol.err.find("io_uring unavailable"), std::string::npos) << vol.err;
+  EXPECT_NE(read_file(tmp_ / "recv.log").find("io_uring unavailable"), std::string::npos) << read_file(tmp_ / "recv.log");
 }
 
 TEST_F(RemoteMigrate, ADeviceIsWrittenOnlyWhenTheReceiverAllowsIt) {
