@@ -5,6 +5,11 @@
 #   dlc migrate SRC dlc://127.0.0.1:PORT/x --verify (loopback, mutual TLS 1.3)
 #   rsync -a --checksum SRC/ DST/
 #   rclone copy SRC DST && rclone check SRC DST
+# and, for context, two references with dlc's durability (neither re-reads):
+#   rsync -a --checksum --fsync SRC/ DST/        (rsync with every file fsync'd)
+#   cp -a SRC DST && sync -f DST                 (a bare durable copy: the floor)
+# Neither rsync nor rclone syncs by default: their writes are still in the page
+# cache when they exit (the next run's cache drop writes them back, uncounted).
 # Page cache dropped before every run (root). Prints medians and the ratios
 # (peer time / dlc time; > 1 means dlc is faster). Not a test: timings drift.
 # Usage: bench/migrate_bench.sh [DLC_BINARY] [RUNS]   (env: DATA=/tmp/dlc-bench-data, WORK=/tmp/dlc-mbench)
@@ -60,13 +65,18 @@ for i in $(seq "$runs"); do
   run dlc_tls env DLC_HOME="$work/home" "$dlc" -q migrate "$data" "dlc://127.0.0.1:$port/x" --verify \
     --tls-cert "$work/pki/client.pem" --tls-key "$work/pki/client.key" --tls-ca "$work/pki/ca.pem"
   run rclone sh -c "rclone copy '$data' '$work/dst' && rclone check '$data' '$work/dst' 2>/dev/null"
+  run rsync_fsync rsync -a --checksum --fsync "$data/" "$work/dst/"
+  run cp_sync sh -c "cp -a '$data' '$work/dst' && sync -f '$work/dst'"
 done
 median() { echo "$@" | tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 echo "dataset: $data ($(du -sh "$data" | cut -f1), $(find "$data" -type f | wc -l) files), runs: $runs, caches dropped"
-for k in dlc_local dlc_tls rsync rclone; do printf '%-10s median %6.2f s  (runs:%s)\n' "$k" "$(median ${times[$k]})" "${times[$k]}"; done
+for k in dlc_local dlc_tls rsync rclone rsync_fsync cp_sync; do printf '%-10s median %6.2f s  (runs:%s)\n' "$k" "$(median ${times[$k]})" "${times[$k]}"; done
 dl=$(median ${times[dlc_local]}); dt=$(median ${times[dlc_tls]})
 rs=$(median ${times[rsync]}); rc=$(median ${times[rclone]})
+rf=$(median ${times[rsync_fsync]}); cs=$(median ${times[cp_sync]})
 printf 'ratio rsync/dlc_local  %.2fx   (target >= 2)\n' "$(echo "$rs / $dl" | bc -l)"
 printf 'ratio rclone/dlc_local %.2fx   (target >= 1.5)\n' "$(echo "$rc / $dl" | bc -l)"
 printf 'ratio rsync/dlc_tls    %.2fx\n' "$(echo "$rs / $dt" | bc -l)"
 printf 'ratio rclone/dlc_tls   %.2fx\n' "$(echo "$rc / $dt" | bc -l)"
+printf 'ratio rsync_fsync/dlc_local %.2fx  (same durability, no re-read)\n' "$(echo "$rf / $dl" | bc -l)"
+printf 'ratio cp_sync/dlc_local     %.2fx  (a bare durable copy, no hash, no re-read: 1 = at the floor)\n' "$(echo "$cs / $dl" | bc -l)"
