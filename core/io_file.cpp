@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>  // BLKGETSIZE64, BLKSSZGET
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,8 +20,42 @@ namespace dlc::io {
 
 // ---- AlignedBuffer -------------------------------------------------------------
 
+namespace {
+
+constexpr std::size_t kHugePage = 2u << 20;
+constexpr std::size_t kPage = 4096;
+
+// Large buffers come straight from mmap, 2 MiB-aligned and marked
+// MADV_HUGEPAGE: the kernel hands them out zeroed, so there is no memset, and
+// a transparent huge page takes one fault where 4 KiB pages take 512 (perf on
+// the migrate benchmark: the zero fill and its page faults were about 6% of a
+// receiver's CPU and 5% of a sender's). Returns nullptr when mmap fails.
+void* map_large(std::size_t len) {
+  const std::size_t span = len + kHugePage;  // slack to align the start
+  void* raw = ::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  const auto base = reinterpret_cast<std::uintptr_t>(raw);
+  const std::uintptr_t start = (base + kHugePage - 1) & ~(std::uintptr_t{kHugePage} - 1);
+  if (start > base) ::munmap(raw, start - base);
+  if (const std::uintptr_t end = base + span; end > start + len)
+    ::munmap(reinterpret_cast<void*>(start + len), end - (start + len));
+  ::madvise(reinterpret_cast<void*>(start), len, MADV_HUGEPAGE);  // advice: failure is harmless
+  return reinterpret_cast<void*>(start);
+}
+
+}  // namespace
+
 AlignedBuffer::AlignedBuffer(std::size_t size, std::size_t alignment) {
   if (size == 0) return;
+  if (size >= kHugePage && alignment <= kHugePage && kHugePage % alignment == 0) {
+    const std::size_t len = (size + kPage - 1) & ~(kPage - 1);
+    if (void* p = map_large(len)) {
+      data_ = static_cast<std::uint8_t*>(p);
+      size_ = size;
+      mapped_ = len;
+      return;
+    }
+  }
   void* p = nullptr;
   if (int rc = ::posix_memalign(&p, alignment, size); rc != 0)
     throw Error(Errc::io, "cannot allocate an I/O buffer", std::to_string(size) + " bytes",
@@ -32,16 +67,26 @@ AlignedBuffer::AlignedBuffer(std::size_t size, std::size_t alignment) {
   size_ = size;
 }
 
-AlignedBuffer::~AlignedBuffer() { std::free(data_); }
+void AlignedBuffer::release() noexcept {
+  if (mapped_ != 0) ::munmap(data_, mapped_);
+  else std::free(data_);
+  data_ = nullptr;
+  size_ = mapped_ = 0;
+}
+
+AlignedBuffer::~AlignedBuffer() { release(); }
 
 AlignedBuffer::AlignedBuffer(AlignedBuffer&& other) noexcept
-    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+    : data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      mapped_(std::exchange(other.mapped_, 0)) {}
 
 AlignedBuffer& AlignedBuffer::operator=(AlignedBuffer&& other) noexcept {
   if (this != &other) {
-    std::free(data_);
+    release();
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
+    mapped_ = std::exchange(other.mapped_, 0);
   }
   return *this;
 }

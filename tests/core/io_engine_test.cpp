@@ -188,6 +188,33 @@ TEST(AlignedBuffer, IsAlignedZeroedAndMovable) {
   EXPECT_EQ(c.data(), p);
 }
 
+TEST(AlignedBuffer, LargeBuffersAreMappedZeroedAlignedAndUsableToTheLastByte) {
+  // 2 MiB and up come from mmap (huge-page aligned), below from the heap:
+  // both must be zeroed, aligned, writable over their whole size and movable.
+  for (std::size_t size : {std::size_t{2} << 20, (std::size_t{8} << 20) + 100, std::size_t{3} << 20}) {
+    AlignedBuffer a(size);
+    ASSERT_NE(a.data(), nullptr);
+    EXPECT_EQ(a.size(), size);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(a.data()) % (2u << 20), 0u) << size;
+    for (std::uint8_t b : a.span()) ASSERT_EQ(b, 0) << size;
+    std::memset(a.data(), 0xA5, size);
+    std::uint8_t* p = a.data();
+    AlignedBuffer b(std::move(a));
+    EXPECT_EQ(b.data(), p);
+    EXPECT_EQ(b.data()[size - 1], 0xA5);
+    AlignedBuffer c(64 * KiB);
+    c = std::move(b);  // frees the heap buffer, takes the mapping
+    EXPECT_EQ(c.data(), p);
+    EXPECT_EQ(c.size(), size);
+    b = AlignedBuffer(size, 8192);  // a moved-from buffer takes a new one
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(b.data()) % 8192, 0u);
+  }
+  // An alignment above 2 MiB still works (heap path).
+  AlignedBuffer d(4u << 20, 4u << 20);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(d.data()) % (4u << 20), 0u);
+  for (std::uint8_t x : d.span()) ASSERT_EQ(x, 0);
+}
+
 TEST(File, OpenMissingFileIsAnIoErrorNamingThePath) {
   TempDir dir;
   Error e = catch_error([&] { File::open((dir / "missing").string(), {}); });
