@@ -15,6 +15,11 @@
 # dlc's figures are the I/O phases it reports (write_seconds and the
 # verification's seconds in --json), so process start-up and certificate
 # signing are not counted; its wall time is printed too.
+# Durability: dlc's write phase ends with fdatasync (a wipe the device may
+# still hold in its volatile cache is not a wipe), so the peers' writes are
+# made durable too: fio --end_fsync=1, dd conv=fsync (shred syncs itself).
+# fio without the sync is printed as a reference ("fio-write-nosync"): on a
+# disk whose cache flush is slow the two differ a lot.
 set -euo pipefail
 
 dlc=$(readlink -f "${1:-build/dlc}")
@@ -54,15 +59,16 @@ record() { echo "$1 $2" >>"$results"; }  # name seconds
 now() { date +%s.%N; }
 elapsed() { python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$1" "$2"; }
 
-fio_run() {  # target rw name
-  local out
-  out=$(fio --name=bench --filename="$1" --rw="$2" --bs=1M --direct=1 --ioengine=io_uring \
-            --iodepth=32 --size="${size_mib}M" --output-format=json 2>/dev/null)
+fio_run() {  # target rw [fio options...]
+  local out target=$1 rw=$2
+  shift 2
+  out=$(fio --name=bench --filename="$target" --rw="$rw" --bs=1M --direct=1 --ioengine=io_uring \
+            --iodepth=32 --size="${size_mib}M" --output-format=json "$@" 2>/dev/null)
   python3 -c '
 import json, sys
 j = json.loads(sys.stdin.read())["jobs"][0]
 side = j["write"] if sys.argv[1] == "write" else j["read"]
-print(side["io_bytes"] / side["bw_bytes"])' "$2" <<<"$out"
+print(side["io_bytes"] / side["bw_bytes"])' "$rw" <<<"$out"
 }
 
 dlc_run() {  # kind target method name-prefix
@@ -108,10 +114,11 @@ for r in $(seq 1 "$rounds"); do
         dlc_run device "$loop" zero dev-dlc-zero
         dlc_run device "$loop" random dev-dlc-random ;;
       fio)
-        record dev-fio-write "$(fio_run "$loop" write)"
+        record dev-fio-write "$(fio_run "$loop" write --end_fsync=1)"
+        record dev-fio-write-nosync "$(fio_run "$loop" write)"
         record dev-fio-read "$(fio_run "$loop" read)" ;;
       dd)
-        timed dev-dd-write dd if=/dev/zero of="$loop" bs=1M count="$size_mib" oflag=direct
+        timed dev-dd-write dd if=/dev/zero of="$loop" bs=1M count="$size_mib" oflag=direct conv=fsync
         timed dev-dd-read dd if="$loop" of=/dev/null bs=1M count="$size_mib" iflag=direct ;;
       shred)
         timed dev-shred shred -n1 "$loop" ;;
@@ -125,11 +132,13 @@ for r in $(seq 1 "$rounds"); do
         refill_file; dlc_run file "$file" random file-dlc-random ;;
       fio)
         refill_file
-        record file-fio-write "$(fio_run "$file" write)"
+        record file-fio-write "$(fio_run "$file" write --end_fsync=1)"
+        refill_file
+        record file-fio-write-nosync "$(fio_run "$file" write)"
         record file-fio-read "$(fio_run "$file" read)" ;;
       dd)
         refill_file
-        timed file-dd-write dd if=/dev/zero of="$file" bs=1M count="$size_mib" oflag=direct conv=notrunc
+        timed file-dd-write dd if=/dev/zero of="$file" bs=1M count="$size_mib" oflag=direct conv=notrunc,fsync
         timed file-dd-read dd if="$file" of=/dev/null bs=1M count="$size_mib" iflag=direct ;;
       shred)
         refill_file
@@ -163,7 +172,8 @@ for where in ("dev", "file"):
             return "n/a"
         paired = statistics.median(y / x for x, y in zip(runs[a], runs[b]))
         return f"{gbs[a] / gbs[b]:.2f}x  [{paired:.2f}x]"
-    print(f"  {where}: write  dlc zero / fio write      {ratio(where+'-dlc-zero-write', where+'-fio-write')}")
+    print(f"  {where}: write  dlc zero / fio write      {ratio(where+'-dlc-zero-write', where+'-fio-write')}   (both synced)")
+    print(f"  {where}: write  dlc zero / fio, no sync   {ratio(where+'-dlc-zero-write', where+'-fio-write-nosync')}   (reference: fio leaves the data in the device cache)")
     print(f"  {where}: verify dlc zero / fio read       {ratio(where+'-dlc-zero-verify', where+'-fio-read')}")
     print(f"  {where}: write  dlc zero / dd write       {ratio(where+'-dlc-zero-write', where+'-dd-write')}")
     print(f"  {where}: verify dlc zero / dd read        {ratio(where+'-dlc-zero-verify', where+'-dd-read')}")
