@@ -47,7 +47,7 @@ void* map_large(std::size_t len) {
 
 AlignedBuffer::AlignedBuffer(std::size_t size, std::size_t alignment) {
   if (size == 0) return;
-  if (size >= kHugePage && alignment <= kHugePage && kHugePage % alignment == 0) {
+  if (size >= kHugePage && alignment != 0 && alignment <= kHugePage && kHugePage % alignment == 0) {
     const std::size_t len = (size + kPage - 1) & ~(kPage - 1);
     if (void* p = map_large(len)) {
       data_ = static_cast<std::uint8_t*>(p);

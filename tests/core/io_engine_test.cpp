@@ -213,6 +213,9 @@ TEST(AlignedBuffer, LargeBuffersAreMappedZeroedAlignedAndUsableToTheLastByte) {
   AlignedBuffer d(4u << 20, 4u << 20);
   EXPECT_EQ(reinterpret_cast<std::uintptr_t>(d.data()) % (4u << 20), 0u);
   for (std::uint8_t x : d.span()) ASSERT_EQ(x, 0);
+  // An invalid alignment is an error, large or small (not a division by zero).
+  EXPECT_EQ(catch_error([] { AlignedBuffer(4u << 20, 0); }).code(), Errc::io);
+  EXPECT_EQ(catch_error([] { AlignedBuffer(4u << 20, 3000); }).code(), Errc::io);
 }
 
 TEST(File, OpenMissingFileIsAnIoErrorNamingThePath) {
