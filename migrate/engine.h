@@ -63,6 +63,8 @@ struct VolumeResult {
   std::optional<verify::Manifest> dest;
   std::optional<verify::Comparison> comparison;
   std::uint64_t chunks_sent = 0, bytes_sent = 0, chunks_skipped = 0;
+  unsigned passes = 0;
+  std::vector<std::uint64_t> source_changed_chunks;  // changed under the final check (--final)
   std::vector<verify::Difference> copy_failures;  // chunks whose re-read at the receiver differed
   nlohmann::json profile;                         // thread-ms per phase, wall ms of copy and check
 };

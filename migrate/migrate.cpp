@@ -454,7 +454,7 @@ MigrateReport run_migrate(const MigrateOptions& o) {
       rep.files_sent = vr.chunks_sent;
       rep.files_skipped = vr.chunks_skipped;
       rep.bytes_sent = vr.bytes_sent;
-      rep.passes_run = 1;
+      rep.passes_run = vr.passes;
       rep.profile = std::move(vr.profile);
       source_m = std::move(vr.source);
       dest_m = std::move(vr.dest);

@@ -141,7 +141,8 @@ struct MigrateOptions {
   audit::AuditLog* audit = nullptr;  // every migration is audited (started, finished, refused)
   std::vector<std::string> command_line;
   // Test hooks (never set by the CLI): called with the local destination root
-  // after the copy, before verification; and after each committed batch.
+  // after the copy, before verification; and after each committed batch of a
+  // tree (files committed so far) or each chunk of a volume (chunks sent).
   std::function<void(const fs::path&)> before_verify;
   std::function<void(std::uint64_t files_committed)> after_commit;
   // Called with every volume chunk after it was hashed and before it is sent

@@ -1,8 +1,10 @@
 // The volume engine: block device or image file to block device or image
 // file, chunk by chunk through the io_uring engine (O_DIRECT, one engine per
 // thread), every chunk hashed as it is read, synced after it is written and
-// journalled; then the destination is re-read from storage and hashed per
-// chunk and both volume manifests are compared.
+// journalled; later passes (--passes) re-read the whole source and send the
+// chunks whose hash changed, --final requires a pass that finds none; then
+// the destination is re-read from storage and hashed per chunk and both
+// volume manifests are compared.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -116,6 +118,7 @@ struct ChunkCursor {
   std::uint64_t& skipped;
   std::mutex& mu;
   const std::exception_ptr& err;
+  bool all = false;  // later passes: every chunk, none skipped
   std::atomic<std::uint64_t> next{0};
 
   std::optional<Chunk> take() {
@@ -129,7 +132,7 @@ struct ChunkCursor {
       if (i >= nchunks) return std::nullopt;
       const std::uint64_t off = i * kVolumeChunk;
       const std::uint64_t len = std::min(kVolumeChunk, size - off);
-      auto j = proven.find(chunk_key(i));
+      auto j = all ? proven.end() : proven.find(chunk_key(i));
       if (j != proven.end() && j->second.size == len) {
         std::lock_guard<std::mutex> lk(mu);
         hashes[i] = j->second.hash;
@@ -140,6 +143,58 @@ struct ChunkCursor {
     }
   }
 };
+
+// The first pass sends every chunk not proven by an earlier run; a resend pass
+// re-reads every chunk and sends those whose hash differs from what the
+// destination was given; a check pass only re-reads and compares.
+enum class Pass { first, resend, check };
+
+const char* pass_label(Pass p) {
+  switch (p) {
+    case Pass::first: return "migrating ";
+    case Pass::resend: return "re-reading for changes ";
+    case Pass::check: return "final check of ";
+  }
+  return "";
+}
+
+// Runs the passes over a possibly live source: the first, then up to
+// o.passes - 1 resend passes, stopping at one that found no change; with
+// --final, a check pass unless the last pass already found none. run_pass
+// returns the indexes of the chunks that changed (sorted). Chunks that still
+// changed under the final check land in r.source_changed_chunks.
+template <typename RunPass>
+void drive_passes(const MigrateOptions& o, VolumeResult& r, RunPass&& run_pass) {
+  run_pass(Pass::first);
+  r.passes = 1;
+  bool stable = false;
+  for (unsigned p = 2; p <= std::max(1u, o.passes); ++p) {
+    stable = run_pass(Pass::resend).empty();
+    r.passes = p;
+    if (stable) break;
+  }
+  if (o.final_pass && !stable) {
+    r.source_changed_chunks = run_pass(Pass::check);
+    ++r.passes;
+  }
+}
+
+// After settle(): chunks the final check saw change are failed and forgotten
+// (the destination holds what was read, not what the source holds now), so
+// the next run sends them again.
+void fail_changed_chunks(VolumeResult& r, Journal& journal) {
+  if (r.source_changed_chunks.empty()) return;
+  std::vector<std::string> keys;
+  for (const std::uint64_t i : r.source_changed_chunks) {
+    keys.push_back(chunk_key(i));
+    if (r.comparison)
+      r.comparison->differences.push_back({".", "source-changed",
+                                           "chunk at offset " + std::to_string(i * kVolumeChunk) +
+                                               ": the source changed during the final pass"});
+  }
+  journal.forget(keys);
+  if (r.comparison) r.comparison->ok = r.comparison->differences.empty();
+}
 }  // namespace
 
 VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, const std::string& dst,
@@ -178,11 +233,11 @@ VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, con
   std::atomic<std::uint64_t> progress{0};
   std::mutex mu;
   std::exception_ptr err;
-  ChunkCursor cursor{size, nchunks, proven, hashes, r.chunks_skipped, mu, err};
+  std::vector<std::uint64_t> changed;  // this pass's changed chunks (guarded by mu)
   std::atomic<std::uint64_t> read_ns{0}, hash_ns{0}, write_ns{0}, sync_ns{0};
   Stopwatch wall;
-  const int task = o.progress ? o.progress->begin("migrating " + src, size) : -1;
-  auto worker = [&] {
+  int task = -1;
+  auto worker = [&](ChunkCursor& cursor, Pass mode) {
     try {
       io::File in = io::File::open(src, ro);
       io::OpenOptions w2 = wo;
@@ -198,12 +253,24 @@ VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, con
         if (!c) return;
         const std::uint64_t i = c->index, off = c->off, len = c->len;
         const std::uint64_t aligned = len / lbs * lbs;
-        crypto::Hasher h(o.alg);
         Stopwatch sw;
         read_chunk(engine, in, lbs, off, len, chunk);
         read_ns += sw.lap();
-        h.update(crypto::ByteView(chunk.data(), len));
+        const std::string hex = crypto::to_hex(crypto::hash(o.alg, crypto::ByteView(chunk.data(), len)));
         hash_ns += sw.lap();
+        if (mode != Pass::first) {
+          bool same = false;
+          {
+            std::lock_guard<std::mutex> lk(mu);
+            same = hashes[i] == hex;
+            if (!same) changed.push_back(i);
+          }
+          if (same || mode == Pass::check) {
+            if (o.progress) o.progress->update(task, progress.fetch_add(len) + len);
+            continue;
+          }
+          journal.forget({chunk_key(i)});  // the destination's copy is stale until rewritten
+        }
         limiter.take(len);
         sw.lap();
         if (aligned) {
@@ -226,16 +293,18 @@ VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, con
         out.sync();
         sync_ns += sw.lap();
         JournalRecord rec;
-        rec.hash = crypto::to_hex(h.final());
+        rec.hash = hex;
         rec.size = len;
         journal.record({{chunk_key(i), rec}});
+        std::uint64_t sent = 0;
         {
           std::lock_guard<std::mutex> lk(mu);
           hashes[i] = rec.hash;
-          ++r.chunks_sent;
+          sent = ++r.chunks_sent;
           r.bytes_sent += len;
         }
         if (o.progress) o.progress->update(task, progress.fetch_add(len) + len);
+        if (o.after_commit) o.after_commit(sent);
       }
     } catch (...) {
       std::lock_guard<std::mutex> lk(mu);
@@ -244,11 +313,20 @@ VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, con
   };
   const unsigned threads = static_cast<unsigned>(std::min<std::uint64_t>(
       o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency()), std::max<std::uint64_t>(1, nchunks)));
-  std::vector<std::thread> pool;
-  for (unsigned t = 0; t < threads; ++t) pool.emplace_back(worker);
-  for (auto& t : pool) t.join();
-  if (o.progress) o.progress->end(task, !err);
-  if (err) std::rethrow_exception(err);
+  auto run_pass = [&](Pass mode) {
+    changed.clear();
+    progress = 0;
+    ChunkCursor cursor{size, nchunks, proven, hashes, r.chunks_skipped, mu, err, mode != Pass::first};
+    task = o.progress ? o.progress->begin(pass_label(mode) + src, size) : -1;
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < threads; ++t) pool.emplace_back(worker, std::ref(cursor), mode);
+    for (auto& t : pool) t.join();
+    if (o.progress) o.progress->end(task, !err);
+    if (err) std::rethrow_exception(err);
+    std::sort(changed.begin(), changed.end());
+    return changed;
+  };
+  drive_passes(o, r, run_pass);
   r.profile = {{"source_read_ms", read_ns / 1000000}, {"source_hash_ms", hash_ns / 1000000},
                {"write_ms", write_ns / 1000000},     {"sync_ms", sync_ns / 1000000},
                {"copy_wall_ms", wall.lap() / 1000000}};
@@ -271,6 +349,7 @@ VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, con
     r.dest->root = dst;
     // Chunks that did not verify are sent again by the next run.
     r.comparison = settle(m, *r.dest, journal, size);
+    fail_changed_chunks(r, journal);
   }
   r.profile["verify_wall_ms"] = wall.lap() / 1000000;
   return r;
@@ -293,7 +372,7 @@ VolumeResult migrate_volume_remote(const MigrateOptions& o, const std::string& s
   std::atomic<std::uint64_t> progress{0};
   std::mutex mu;
   std::exception_ptr err;
-  ChunkCursor cursor{size, nchunks, proven, hashes, r.chunks_skipped, mu, err};
+  std::vector<std::uint64_t> changed;  // this pass's changed chunks (guarded by mu)
   std::atomic<std::uint64_t> read_ns{0}, hash_ns{0}, send_ns{0};
   Stopwatch wall;
   // The receiver's results: a chunk is journalled (verified: its re-read from
@@ -320,8 +399,8 @@ VolumeResult migrate_volume_remote(const MigrateOptions& o, const std::string& s
     }
     journal.record(recs);
   };
-  const int task = o.progress ? o.progress->begin("migrating " + src, size) : -1;
-  auto worker = [&] {
+  int task = -1;
+  auto worker = [&](ChunkCursor& cursor, Pass mode) {
     try {
       io::File in = io::File::open(src, ro);
       const std::uint64_t lbs = in.direct() ? in.logical_block_size() : 1u;
@@ -340,6 +419,19 @@ VolumeResult migrate_volume_remote(const MigrateOptions& o, const std::string& s
         rec.hash = crypto::to_hex(crypto::hash(o.alg, crypto::ByteView(chunk.data(), len)));
         hash_ns += sw.lap();
         rec.size = len;
+        if (mode != Pass::first) {
+          bool same = false;
+          {
+            std::lock_guard<std::mutex> lk(mu);
+            same = hashes[i] == rec.hash;
+            if (!same) changed.push_back(i);
+          }
+          if (same || mode == Pass::check) {
+            if (o.progress) o.progress->update(task, progress.fetch_add(len) + len);
+            continue;
+          }
+          journal.forget({chunk_key(i)});  // the receiver's copy is stale until rewritten
+        }
         limiter.take(len);
         if (o.tamper_in_transit) o.tamper_in_transit(off, std::span<std::uint8_t>(chunk.data(), len));
         {
@@ -352,13 +444,15 @@ VolumeResult migrate_volume_remote(const MigrateOptions& o, const std::string& s
         sw.lap();
         dst.send_chunk(i, off, crypto::ByteView(chunk.data(), len), rec.hash);
         send_ns += sw.lap();
+        std::uint64_t sent = 0;
         {
           std::lock_guard<std::mutex> lk(mu);
-          ++r.chunks_sent;
+          sent = ++r.chunks_sent;
           r.bytes_sent += len;
         }
         if (o.progress) o.progress->update(task, progress.fetch_add(len) + len);
         dst.results(false, collect);
+        if (o.after_commit) o.after_commit(sent);
       }
     } catch (...) {
       std::lock_guard<std::mutex> lk(mu);
@@ -368,21 +462,30 @@ VolumeResult migrate_volume_remote(const MigrateOptions& o, const std::string& s
   // Two readers: one reads and hashes the next chunk while the other's is on the wire.
   const unsigned threads = static_cast<unsigned>(std::min<std::uint64_t>(
       o.threads ? o.threads : 2, std::max<std::uint64_t>(1, nchunks)));
-  std::vector<std::thread> pool;
-  for (unsigned t = 0; t < threads; ++t) pool.emplace_back(worker);
-  for (auto& t : pool) t.join();
-  if (!err) {
-    try {
-      dst.results(true, collect);
-      if (!pending.empty())
-        throw Error(Errc::io, "the receiver did not report every chunk", dst.info().target,
-                    std::to_string(pending.size()) + " chunk(s) missing", "run the same command again to resume");
-    } catch (...) {
-      err = std::current_exception();
+  auto run_pass = [&](Pass mode) {
+    changed.clear();
+    progress = 0;
+    ChunkCursor cursor{size, nchunks, proven, hashes, r.chunks_skipped, mu, err, mode != Pass::first};
+    task = o.progress ? o.progress->begin(pass_label(mode) + src, size) : -1;
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < threads; ++t) pool.emplace_back(worker, std::ref(cursor), mode);
+    for (auto& t : pool) t.join();
+    if (!err) {
+      try {
+        dst.results(true, collect);  // every chunk of this pass durable and re-read there
+        if (!pending.empty())
+          throw Error(Errc::io, "the receiver did not report every chunk", dst.info().target,
+                      std::to_string(pending.size()) + " chunk(s) missing", "run the same command again to resume");
+      } catch (...) {
+        err = std::current_exception();
+      }
     }
-  }
-  if (o.progress) o.progress->end(task, !err);
-  if (err) std::rethrow_exception(err);
+    if (o.progress) o.progress->end(task, !err);
+    if (err) std::rethrow_exception(err);
+    std::sort(changed.begin(), changed.end());
+    return changed;
+  };
+  drive_passes(o, r, run_pass);
   // The sender's phases, and the receiver's (checked, written, synced, re-read there).
   r.profile = {{"source_read_ms", read_ns / 1000000}, {"source_hash_ms", hash_ns / 1000000},
                {"send_ms", send_ns / 1000000},        {"copy_wall_ms", wall.lap() / 1000000}};
@@ -394,6 +497,7 @@ VolumeResult migrate_volume_remote(const MigrateOptions& o, const std::string& s
     // chunk read again (independently of the per-chunk re-reads above).
     r.dest = dst.scan();
     r.comparison = settle(r.source, *r.dest, journal, size);
+    fail_changed_chunks(r, journal);
     for (const auto& f : r.copy_failures)
       if (std::none_of(r.comparison->differences.begin(), r.comparison->differences.end(),
                        [&](const verify::Difference& x) { return x.path == f.path; }))

@@ -216,6 +216,72 @@ TEST_F(Engine, ImageToImageVerifiesAndResumesByChunk) {
   EXPECT_EQ(again.files_skipped, 3u);
 }
 
+// Rewrites n bytes of an image at offset, as an application writing to a
+// live volume would (durably, so O_DIRECT readers see it).
+void rewrite(const fs::path& p, std::uint64_t offset, const std::string& bytes) {
+  const int fd = ::open(p.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset)), static_cast<ssize_t>(bytes.size()));
+  ::fdatasync(fd);
+  ::close(fd);
+}
+
+TEST_F(Engine, PassesOverALiveVolumeSendOnlyTheChunksThatChanged) {
+  const fs::path img = t_.path() / "src.img", out = t_.path() / "out.img";
+  write_file(img, pattern((96 << 20) + 512, 4));  // 4 chunks, unaligned tail
+  auto o = opts(img, out);
+  o.passes = 3;
+  o.threads = 1;  // chunks in order: chunk 0 is sent when the hook first runs
+  o.after_commit = [&](std::uint64_t sent) {
+    // The application writes to chunks already sent: chunk 0, then the tail.
+    if (sent == 1) rewrite(img, 100, "written while migrating");
+    if (sent == 4) rewrite(img, (96 << 20) + 500, "tail!");
+  };
+  const auto r = migrate::run_migrate(o);
+  EXPECT_EQ(r.outcome, "verified") << (r.comparison && !r.comparison->differences.empty()
+                                           ? r.comparison->differences[0].detail
+                                           : "");
+  // The second pass re-read everything and sent the two changed chunks; the
+  // third re-read found no change (for a volume, that check is a pass).
+  EXPECT_EQ(r.passes_run, 3u);
+  EXPECT_EQ(r.files_sent, 6u);  // 4 + chunk 0 + the tail chunk
+  EXPECT_EQ(read_file(out), read_file(img));
+  EXPECT_EQ(r.document["transfer"]["passes"], 3);
+}
+
+TEST_F(Engine, TheFinalCheckOfAVolumeFailsWhenTheSourceStillChangesAndTheNextRunSendsIt) {
+  const fs::path img = t_.path() / "src.img", out = t_.path() / "out.img";
+  write_file(img, pattern(70 << 20, 5));  // 3 chunks
+  auto o = opts(img, out);
+  o.final_pass = true;
+  o.threads = 1;
+  bool changed = false;
+  o.after_commit = [&](std::uint64_t) {
+    if (changed) return;
+    changed = true;
+    rewrite(img, (32 << 20) - 3, "spans chunks 0 and 1?");  // chunk 0 sent; 1 not yet read
+  };
+  const auto r = migrate::run_migrate(o);
+  // Chunk 1 was read after the write and is consistent; chunk 0 is not.
+  EXPECT_EQ(r.outcome, "verification-failed");
+  EXPECT_EQ(r.code, Errc::check_failed);
+  EXPECT_EQ(r.passes_run, 2u);  // the copy and the final check
+  ASSERT_TRUE(r.comparison);
+  ASSERT_EQ(r.comparison->differences.size(), 1u);
+  EXPECT_EQ(r.comparison->differences[0].kind, "source-changed");
+  EXPECT_NE(r.comparison->differences[0].detail.find("offset 0:"), std::string::npos)
+      << r.comparison->differences[0].detail;
+
+  // Quiesced: the next run sends chunk 0 again (nothing else) and the final check passes.
+  o.after_commit = nullptr;
+  const auto again = migrate::run_migrate(o);
+  EXPECT_EQ(again.outcome, "verified");
+  EXPECT_EQ(again.files_sent, 1u);
+  EXPECT_EQ(again.files_skipped, 2u);
+  EXPECT_EQ(again.passes_run, 2u);
+  EXPECT_EQ(read_file(out), read_file(img));
+}
+
 TEST_F(Engine, DeviceToDeviceBetweenLoopDevicesVerifies) {
   DLC_REQUIRE_LOOP_DEVICES();
   LoopDevice a(96 << 20), b(128 << 20);

@@ -142,6 +142,33 @@ TEST_F(RemoteVolume, AChunkDamagedInTransitIsNeverWrittenAndIsSentAgain) {
   EXPECT_TRUE(r.document["destination"]["attestation"].is_object());
 }
 
+TEST_F(RemoteVolume, PassesOverALiveVolumeResendWhatChangedAndTheFinalCheckHolds) {
+  const fs::path img = t_.path() / "src.img";
+  write_file(img, pattern((2u << 25) + 333, 6));  // 3 chunks, the last unaligned
+  const int port = start_receiver();
+  const std::string url = "dlc://127.0.0.1:" + std::to_string(port) + "/vols/live.img";
+  auto o = opts(img, url);
+  o.passes = 2;
+  o.final_pass = true;
+  o.threads = 1;  // in order: chunk 0 has been sent when the hook first runs
+  o.after_commit = [&](std::uint64_t sent) {
+    if (sent != 1) return;  // the application writes to chunk 0 during the bulk pass
+    std::fstream f(img, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(4096);
+    f.write("rewritten", 9);
+    f.flush();
+    ASSERT_TRUE(f.good());
+    f.close();
+    run_shell("sync " + img.string());
+  };
+  const auto r = migrate::run_migrate(o);
+  EXPECT_EQ(r.outcome, "verified") << r.document["verification"].dump();
+  EXPECT_EQ(r.files_sent, 4u);  // 3, then chunk 0 again
+  EXPECT_EQ(r.passes_run, 3u);  // bulk, resend, final check
+  EXPECT_EQ(read_file(root_ / "vols/live.img"), read_file(img));
+  EXPECT_EQ(r.source_root, r.dest_root);
+}
+
 TEST_F(RemoteVolume, ImagesLandOnlyBelowTheRootAndForeignImagesAreRefused) {
   const fs::path img = t_.path() / "src.img";
   write_file(img, pattern(1u << 20, 1));
