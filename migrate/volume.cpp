@@ -158,26 +158,99 @@ const char* pass_label(Pass p) {
   return "";
 }
 
-// Runs the passes over a possibly live source: the first, then up to
-// o.passes - 1 resend passes, stopping at one that found no change; with
-// --final, a check pass unless the last pass already found none. run_pass
-// returns the indexes of the chunks that changed (sorted). Chunks that still
-// changed under the final check land in r.source_changed_chunks.
-template <typename RunPass>
-void drive_passes(const MigrateOptions& o, VolumeResult& r, RunPass&& run_pass) {
-  run_pass(Pass::first);
-  r.passes = 1;
-  bool stable = false;
-  for (unsigned p = 2; p <= std::max(1u, o.passes); ++p) {
-    stable = run_pass(Pass::resend).empty();
-    r.passes = p;
-    if (stable) break;
+// The passes of one volume migration over a possibly live source and the
+// state they share (the chunk hand-out, the chunks a pass found changed,
+// progress). run() runs the first pass, then up to o.passes - 1 resend passes,
+// stopping at one that found no change; with --final, a check pass unless the
+// last pass already found none. Chunks that still changed under the final
+// check land in r.source_changed_chunks.
+class VolumePasses {
+ public:
+  VolumePasses(const MigrateOptions& o, const std::string& src, std::uint64_t size, unsigned threads,
+               const std::map<std::string, JournalRecord>& proven, std::vector<std::string>& hashes,
+               VolumeResult& r, std::mutex& mu, std::exception_ptr& err)
+      : o_(o), src_(src), size_(size), threads_(threads), proven_(proven), hashes_(hashes), r_(r), mu_(mu),
+        err_(err) {}
+
+  // Called by a worker once chunk i is read and hashed: true when it is not
+  // to be sent (a later pass found it unchanged, or this is the check pass).
+  // A changed chunk is recorded; one to be resent leaves the journal first
+  // (the destination's copy is stale until it is rewritten).
+  bool skip(Pass mode, std::uint64_t i, std::uint64_t len, const std::string& hex, Journal& journal) {
+    if (mode == Pass::first) return false;
+    bool same = false;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      same = hashes_[i] == hex;
+      if (!same) changed_.push_back(i);
+    }
+    if (same || mode == Pass::check) {
+      advance(len);
+      return true;
+    }
+    journal.forget({chunk_key(i)});
+    return false;
   }
-  if (o.final_pass && !stable) {
-    r.source_changed_chunks = run_pass(Pass::check);
-    ++r.passes;
+  void advance(std::uint64_t len) {
+    if (o_.progress) o_.progress->update(task_, progress_.fetch_add(len) + len);
   }
-}
+
+  // worker(ChunkCursor&, Pass) runs on every thread of a pass; after_join()
+  // once they all finished without error (its exception fails the pass).
+  template <typename Worker, typename AfterJoin>
+  void run(Worker&& worker, AfterJoin&& after_join) {
+    one(Pass::first, worker, after_join);
+    r_.passes = 1;
+    bool stable = false;
+    for (unsigned p = 2; p <= std::max(1u, o_.passes); ++p) {
+      stable = one(Pass::resend, worker, after_join).empty();
+      r_.passes = p;
+      if (stable) break;
+    }
+    if (o_.final_pass && !stable) {
+      r_.source_changed_chunks = one(Pass::check, worker, after_join);
+      ++r_.passes;
+    }
+  }
+
+ private:
+  // One pass; returns the indexes of the chunks it found changed, sorted.
+  template <typename Worker, typename AfterJoin>
+  std::vector<std::uint64_t> one(Pass mode, Worker& worker, AfterJoin& after_join) {
+    changed_.clear();
+    progress_ = 0;
+    const std::uint64_t nchunks = (size_ + kVolumeChunk - 1) / kVolumeChunk;
+    ChunkCursor cursor{size_, nchunks, proven_, hashes_, r_.chunks_skipped, mu_, err_, mode != Pass::first};
+    task_ = o_.progress ? o_.progress->begin(pass_label(mode) + src_, size_) : -1;
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < threads_; ++t) pool.emplace_back([&] { worker(cursor, mode); });
+    for (auto& t : pool) t.join();
+    if (!err_) {
+      try {
+        after_join();
+      } catch (...) {
+        err_ = std::current_exception();
+      }
+    }
+    if (o_.progress) o_.progress->end(task_, !err_);
+    if (err_) std::rethrow_exception(err_);
+    std::sort(changed_.begin(), changed_.end());
+    return changed_;
+  }
+
+  const MigrateOptions& o_;
+  const std::string& src_;
+  std::uint64_t size_;
+  unsigned threads_;
+  const std::map<std::string, JournalRecord>& proven_;
+  std::vector<std::string>& hashes_;
+  VolumeResult& r_;
+  std::mutex& mu_;
+  std::exception_ptr& err_;
+  std::vector<std::uint64_t> changed_;  // guarded by mu_
+  std::atomic<std::uint64_t> progress_{0};
+  int task_ = -1;
+};
 
 // After settle(): chunks the final check saw change are failed and forgotten
 // (the destination holds what was read, not what the source holds now), so
@@ -230,13 +303,13 @@ VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, con
   const std::map<std::string, JournalRecord> proven = journal.files();
   std::vector<std::string> hashes(nchunks);
   RateLimiter limiter(o.bwlimit);
-  std::atomic<std::uint64_t> progress{0};
   std::mutex mu;
   std::exception_ptr err;
-  std::vector<std::uint64_t> changed;  // this pass's changed chunks (guarded by mu)
+  const unsigned threads = static_cast<unsigned>(std::min<std::uint64_t>(
+      o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency()), std::max<std::uint64_t>(1, nchunks)));
+  VolumePasses passes(o, src, size, threads, proven, hashes, r, mu, err);
   std::atomic<std::uint64_t> read_ns{0}, hash_ns{0}, write_ns{0}, sync_ns{0};
   Stopwatch wall;
-  int task = -1;
   auto worker = [&](ChunkCursor& cursor, Pass mode) {
     try {
       io::File in = io::File::open(src, ro);
@@ -258,19 +331,7 @@ VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, con
         read_ns += sw.lap();
         const std::string hex = crypto::to_hex(crypto::hash(o.alg, crypto::ByteView(chunk.data(), len)));
         hash_ns += sw.lap();
-        if (mode != Pass::first) {
-          bool same = false;
-          {
-            std::lock_guard<std::mutex> lk(mu);
-            same = hashes[i] == hex;
-            if (!same) changed.push_back(i);
-          }
-          if (same || mode == Pass::check) {
-            if (o.progress) o.progress->update(task, progress.fetch_add(len) + len);
-            continue;
-          }
-          journal.forget({chunk_key(i)});  // the destination's copy is stale until rewritten
-        }
+        if (passes.skip(mode, i, len, hex, journal)) continue;
         limiter.take(len);
         sw.lap();
         if (aligned) {
@@ -303,7 +364,7 @@ VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, con
           sent = ++r.chunks_sent;
           r.bytes_sent += len;
         }
-        if (o.progress) o.progress->update(task, progress.fetch_add(len) + len);
+        passes.advance(len);
         if (o.after_commit) o.after_commit(sent);
       }
     } catch (...) {
@@ -311,22 +372,7 @@ VolumeResult migrate_volume(const MigrateOptions& o, const std::string& src, con
       if (!err) err = std::current_exception();
     }
   };
-  const unsigned threads = static_cast<unsigned>(std::min<std::uint64_t>(
-      o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency()), std::max<std::uint64_t>(1, nchunks)));
-  auto run_pass = [&](Pass mode) {
-    changed.clear();
-    progress = 0;
-    ChunkCursor cursor{size, nchunks, proven, hashes, r.chunks_skipped, mu, err, mode != Pass::first};
-    task = o.progress ? o.progress->begin(pass_label(mode) + src, size) : -1;
-    std::vector<std::thread> pool;
-    for (unsigned t = 0; t < threads; ++t) pool.emplace_back(worker, std::ref(cursor), mode);
-    for (auto& t : pool) t.join();
-    if (o.progress) o.progress->end(task, !err);
-    if (err) std::rethrow_exception(err);
-    std::sort(changed.begin(), changed.end());
-    return changed;
-  };
-  drive_passes(o, r, run_pass);
+  passes.run(worker, [] {});
   r.profile = {{"source_read_ms", read_ns / 1000000}, {"source_hash_ms", hash_ns / 1000000},
                {"write_ms", write_ns / 1000000},     {"sync_ms", sync_ns / 1000000},
                {"copy_wall_ms", wall.lap() / 1000000}};
@@ -369,10 +415,12 @@ VolumeResult migrate_volume_remote(const MigrateOptions& o, const std::string& s
   std::vector<std::string> hashes(nchunks);
   std::map<std::uint64_t, JournalRecord> pending;  // sent, result not back yet
   RateLimiter limiter(o.bwlimit);
-  std::atomic<std::uint64_t> progress{0};
   std::mutex mu;
   std::exception_ptr err;
-  std::vector<std::uint64_t> changed;  // this pass's changed chunks (guarded by mu)
+  // Two readers: one reads and hashes the next chunk while the other's is on the wire.
+  const unsigned threads = static_cast<unsigned>(std::min<std::uint64_t>(
+      o.threads ? o.threads : 2, std::max<std::uint64_t>(1, nchunks)));
+  VolumePasses passes(o, src, size, threads, proven, hashes, r, mu, err);
   std::atomic<std::uint64_t> read_ns{0}, hash_ns{0}, send_ns{0};
   Stopwatch wall;
   // The receiver's results: a chunk is journalled (verified: its re-read from
@@ -399,7 +447,6 @@ VolumeResult migrate_volume_remote(const MigrateOptions& o, const std::string& s
     }
     journal.record(recs);
   };
-  int task = -1;
   auto worker = [&](ChunkCursor& cursor, Pass mode) {
     try {
       io::File in = io::File::open(src, ro);
@@ -419,19 +466,7 @@ VolumeResult migrate_volume_remote(const MigrateOptions& o, const std::string& s
         rec.hash = crypto::to_hex(crypto::hash(o.alg, crypto::ByteView(chunk.data(), len)));
         hash_ns += sw.lap();
         rec.size = len;
-        if (mode != Pass::first) {
-          bool same = false;
-          {
-            std::lock_guard<std::mutex> lk(mu);
-            same = hashes[i] == rec.hash;
-            if (!same) changed.push_back(i);
-          }
-          if (same || mode == Pass::check) {
-            if (o.progress) o.progress->update(task, progress.fetch_add(len) + len);
-            continue;
-          }
-          journal.forget({chunk_key(i)});  // the receiver's copy is stale until rewritten
-        }
+        if (passes.skip(mode, i, len, rec.hash, journal)) continue;
         limiter.take(len);
         if (o.tamper_in_transit) o.tamper_in_transit(off, std::span<std::uint8_t>(chunk.data(), len));
         {
@@ -450,7 +485,7 @@ VolumeResult migrate_volume_remote(const MigrateOptions& o, const std::string& s
           sent = ++r.chunks_sent;
           r.bytes_sent += len;
         }
-        if (o.progress) o.progress->update(task, progress.fetch_add(len) + len);
+        passes.advance(len);
         dst.results(false, collect);
         if (o.after_commit) o.after_commit(sent);
       }
@@ -459,33 +494,12 @@ VolumeResult migrate_volume_remote(const MigrateOptions& o, const std::string& s
       if (!err) err = std::current_exception();
     }
   };
-  // Two readers: one reads and hashes the next chunk while the other's is on the wire.
-  const unsigned threads = static_cast<unsigned>(std::min<std::uint64_t>(
-      o.threads ? o.threads : 2, std::max<std::uint64_t>(1, nchunks)));
-  auto run_pass = [&](Pass mode) {
-    changed.clear();
-    progress = 0;
-    ChunkCursor cursor{size, nchunks, proven, hashes, r.chunks_skipped, mu, err, mode != Pass::first};
-    task = o.progress ? o.progress->begin(pass_label(mode) + src, size) : -1;
-    std::vector<std::thread> pool;
-    for (unsigned t = 0; t < threads; ++t) pool.emplace_back(worker, std::ref(cursor), mode);
-    for (auto& t : pool) t.join();
-    if (!err) {
-      try {
-        dst.results(true, collect);  // every chunk of this pass durable and re-read there
-        if (!pending.empty())
-          throw Error(Errc::io, "the receiver did not report every chunk", dst.info().target,
-                      std::to_string(pending.size()) + " chunk(s) missing", "run the same command again to resume");
-      } catch (...) {
-        err = std::current_exception();
-      }
-    }
-    if (o.progress) o.progress->end(task, !err);
-    if (err) std::rethrow_exception(err);
-    std::sort(changed.begin(), changed.end());
-    return changed;
-  };
-  drive_passes(o, r, run_pass);
+  passes.run(worker, [&] {
+    dst.results(true, collect);  // every chunk of this pass durable and re-read there
+    if (!pending.empty())
+      throw Error(Errc::io, "the receiver did not report every chunk", dst.info().target,
+                  std::to_string(pending.size()) + " chunk(s) missing", "run the same command again to resume");
+  });
   // The sender's phases, and the receiver's (checked, written, synced, re-read there).
   r.profile = {{"source_read_ms", read_ns / 1000000}, {"source_hash_ms", hash_ns / 1000000},
                {"send_ms", send_ns / 1000000},        {"copy_wall_ms", wall.lap() / 1000000}};
